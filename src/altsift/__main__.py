@@ -1,0 +1,3 @@
+from altsift.cli import main
+
+main()

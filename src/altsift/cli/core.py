@@ -1,0 +1,203 @@
+"""Core commands: score, select, export, run, demo, signals."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+import typer
+
+from altsift.cli import app
+from altsift.config import apply_sets, build_config, load_config_tree, parse_set
+from altsift.errors import ConfigError
+
+SET_HELP = (
+    "Override any option as SECTION.KEY=VALUE, e.g. --set clip.model=/ckpt/clip --set clip.batch_size=64 "
+    "--set score.decode_threads=4. Repeatable; values are parsed as YAML."
+)
+
+
+@app.command()
+def score(
+    inputs: list[str] = typer.Argument(..., help="Shards: paths, globs, brace patterns ('shards/{00000..00099}.tar') or folders."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run directory; scores go to OUT/scores/<shard>.parquet."),
+    signals: str = typer.Option("basic", "--signals", "-s", help="Comma-separated signals, e.g. basic,clip,sieve. Requirements are added."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML config with signal options (see configs/)."),
+    set_: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
+    retry_errors: bool = typer.Option(False, help="Re-read shards that failed to read last time (e.g. truncated tars)."),
+    runner: str | None = typer.Option(None, help="local (default) or ray: run signals as Ray Data actors."),
+) -> None:
+    """Score shards with signals; one parquet per shard. Rerun to resume, or add signals to an existing run.
+
+    Every sample gets a row with a status ('ok' or an error code such as bad_image, missing_caption,
+    duplicate_uid). Finished shards are skipped; signals already computed with the same options are kept.
+    """
+    from altsift.pipeline.score import score as run_score
+
+    tree = load_config_tree(config)
+    tree["signals"] = [s.strip() for s in signals.split(",") if s.strip()]
+    if runner:
+        tree.setdefault("score", {})["runner"] = runner
+    apply_sets(tree, parse_set(set_))
+    cfg = build_config(tree, "config" if config is None else str(config))
+    summary = run_score(list(inputs), out, cfg.signals, cfg, retry_errors=retry_errors)
+    _print_score_summary(summary, out)
+
+
+def _print_score_summary(summary, out: Path) -> None:
+    typer.echo(
+        f"scored {summary.samples_scored} samples in {summary.shards_scored} shards "
+        f"({summary.shards_skipped} already done) in {summary.seconds:.1f}s -> {out}/scores"
+    )
+    if summary.status_counts:
+        typer.echo("statuses: " + ", ".join(f"{k}={v}" for k, v in sorted(summary.status_counts.items())))
+    for shard, err in summary.shards_with_errors.items():
+        typer.echo(f"shard {shard}: {err}")
+
+
+@app.command()
+def select(
+    run_dir: Path = typer.Argument(..., help="A run directory, or a folder of DataComp metadata parquet (+ .npz)."),
+    where: list[str] | None = typer.Option(None, "--where", "-w", help="Pandas expression on columns, e.g. \"basic_pass\" or \"clip_score >= 0.28 and lang == 'en'\". Repeatable (AND)."),
+    top_fraction: list[str] | None = typer.Option(None, "--top-fraction", "-t", help="COLUMN=F: keep the pool-wide top fraction F (DataComp get_threshold). Repeatable."),
+    fuse: str | None = typer.Option(None, "--fuse", help="COL=W,COL=W: min-max normalise each column over the pool and sum with weights (sum 1) into column 'fused' (SIEVE)."),
+    preset: str | None = typer.Option(None, "--preset", "-p", help="A named recipe: no_filter, basic_filter, clip_score, laion2b, text_based, image_based, sieve, mix_*, parrot_text_filter ... (see 'altsift presets')."),
+    set_: list[str] | None = typer.Option(None, "--set", help="Preset options as KEY=VALUE (or PRESET.KEY=VALUE), e.g. --set fraction=0.3."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Subset .npy to write (default RUN_DIR/subset.npy); a .json summary is written beside it."),
+) -> None:
+    """Choose a subset from score tables alone (no images, no models): conditions are AND-ed, pool-wide.
+
+    Examples:
+      altsift select RUN --where basic_pass --top-fraction clip_score=0.3
+      altsift select RUN --fuse sieve_score=0.5,clip_score=0.5 --top-fraction fused=0.2
+      altsift select RUN --preset clip_score --set fraction=0.3
+    """
+    from altsift.select.core import SelectRequest, parse_pairs, run_selection, write_selection
+
+    opts: dict = {}
+    for path, value in parse_set(set_):
+        key = path[-1] if (len(path) == 2 and path[0] == preset) or len(path) == 1 else None
+        if key is None:
+            raise ConfigError(f"--set for select takes KEY=VALUE or {preset}.KEY=VALUE, got {'.'.join(path)}")
+        opts[key] = value
+    if opts and not preset:
+        raise ConfigError("--set needs --preset (it sets the preset's options)")
+    req = SelectRequest(
+        where=list(where or []),
+        top_fraction=parse_pairs(top_fraction, "--top-fraction"),
+        fuse=parse_pairs([fuse] if fuse else [], "--fuse"),
+        preset=preset,
+        preset_options=opts,
+    )
+    _do_select(run_dir, req, out)
+
+
+def _do_select(run_dir: Path, req, out: Path | None) -> dict:
+    from altsift.select.core import run_selection, write_selection
+
+    df, sel = run_selection(run_dir, req)
+    target = out or (run_dir / "subset.npy" if run_dir.is_dir() else Path("subset.npy"))
+    summary = write_selection(df, sel, target, run_dir)
+    for s in summary["steps"]:
+        typer.echo(f"  {s['name']}: kept {s['kept_alone']} alone, {s['kept_cumulative']} so far")
+    typer.echo(f"selected {summary['selected']} of {summary['pool_rows']} -> {target}")
+    return summary
+
+
+@app.command()
+def export(
+    run_dir: Path = typer.Argument(..., help="The run directory that was scored."),
+    subset: Path = typer.Option(..., "--subset", help="A uid .npy from 'altsift select' (or any DataComp subset file)."),
+    to: Path = typer.Option(..., "--to", help="Empty output folder for the new shards."),
+    caption_column: str | None = typer.Option(None, "--caption-column", help="Column whose text becomes the .txt (e.g. 'caption' from a mixing preset); the original caption stays in the json."),
+    shard_size: int = typer.Option(10_000, "--shard-size", help="Samples per output shard."),
+) -> None:
+    """Reshard the selected samples into {:08d}.tar webdataset shards with the signal values in the json."""
+    from altsift.pipeline.export import export as run_export
+
+    s = run_export(run_dir, subset, to, caption_column=caption_column, shard_size=shard_size)
+    typer.echo(f"wrote {s.written} samples in {len(s.shards)} shards to {to}" + (f" ({s.missing} not found)" if s.missing else ""))
+
+
+def run_config(config: Path, set_: list[str] | None = None) -> dict:
+    """Score, select and export as one config file says."""
+    from altsift.pipeline.export import export as run_export
+    from altsift.pipeline.score import score as run_score
+    from altsift.select.core import SelectRequest
+
+    tree = load_config_tree(config)
+    apply_sets(tree, parse_set(set_))
+    cfg = build_config(tree, str(config))
+    base = config.parent
+    if not cfg.inputs or not cfg.run_dir:
+        raise ConfigError(f"{config}: 'inputs' and 'run_dir' are required for altsift run")
+    inputs = [str(base / i) if not Path(i).is_absolute() else i for i in cfg.inputs]
+    run_dir = Path(cfg.run_dir) if Path(cfg.run_dir).is_absolute() else Path.cwd() / cfg.run_dir
+    summary = run_score(inputs, run_dir, cfg.signals, cfg)
+    _print_score_summary(summary, run_dir)
+    s = cfg.select
+    req = SelectRequest(where=s.where, top_fraction=s.top_fraction, fuse=s.fuse, preset=s.preset,
+                        preset_options=s.preset_options)
+    subset = Path(s.out) if s.out else run_dir / "subset.npy"
+    sel = _do_select(run_dir, req, subset)
+    result = {"score": summary.__dict__, "select": sel}
+    if cfg.export.to:
+        to = Path(cfg.export.to) if Path(cfg.export.to).is_absolute() else Path.cwd() / cfg.export.to
+        e = run_export(run_dir, subset, to, caption_column=cfg.export.caption_column, shard_size=cfg.export.shard_size)
+        typer.echo(f"exported {e.written} samples in {len(e.shards)} shards to {to}")
+        result["export"] = e.__dict__
+    return result
+
+
+@app.command()
+def run(
+    config: Path = typer.Argument(..., help="YAML config with inputs, run_dir, signals, select and export sections."),
+    set_: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
+) -> None:
+    """Score, select and export from one validated YAML file (see configs/demo.yaml)."""
+    run_config(config, set_)
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("demo_out"), "--out", "-o", help="Where the demo writes its run and exported shards."),
+) -> None:
+    """Run the bundled example: real photos + real LAION alt-texts (with a few broken samples)."""
+    import shutil
+
+    shards = resources.files("altsift") / "assets" / "demo"
+    cfg_text = (shards / "demo.yaml").read_text()
+    out.mkdir(parents=True, exist_ok=True)
+    for sub in ("run", "export"):
+        if (out / sub).exists():
+            shutil.rmtree(out / sub)
+    cfg = out / "demo.yaml"
+    cfg.write_text(cfg_text.replace("@SHARDS@", str(Path(str(shards)) / "shards")).replace("@OUT@", str(out.resolve())))
+    result = run_config(cfg)
+    typer.echo(json.dumps({"selected": result["select"]["selected"], "pool": result["select"]["pool_rows"]}))
+
+
+@app.command("signals")
+def list_signals() -> None:
+    """List available signals, their output columns and options."""
+    from altsift.pipeline.plan import SignalPlan
+    from altsift.signals.registry import available_signals
+
+    for name, cls in sorted(available_signals().items()):
+        plan = SignalPlan(name, cls, cls.Options())
+        typer.echo(f"{name}: columns {', '.join(plan.columns)}" + (f"; requires {', '.join(plan.requires)}" if plan.requires else ""))
+        for k, f in cls.Options.model_fields.items():
+            typer.echo(f"    {name}.{k} = {f.default!r}" + (f"  # {f.description}" if f.description else ""))
+
+
+@app.command("presets")
+def list_presets() -> None:
+    """List selection presets and their options."""
+    from altsift.select.base import available_presets
+
+    for name, cls in sorted(available_presets().items()):
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        typer.echo(f"{name}: {doc}")
+        for k, f in cls.Options.model_fields.items():
+            typer.echo(f"    {k} = {f.default!r}" + (f"  # {f.description}" if f.description else ""))

@@ -1,0 +1,1 @@
+"""Selection on score tables: thresholds, pool-wide fractions, fusion, presets, caption mixing."""

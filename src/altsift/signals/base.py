@@ -1,0 +1,108 @@
+"""The signal contract: a small callable class mapping a batch (dict of columns) to new columns.
+
+A signal loads its model once in ``__init__`` and is then called on batches. The same class runs
+in-process (``pipeline.score``) and as a Ray Data ``map_batches`` actor (``pipeline.ray_runner``).
+
+Batch layout (input): ``dict[str, list]`` with at least
+  - ``uid``, ``key``, ``shard``, ``text`` (str or None), ``status`` ("ok" or an error code),
+  - ``image``: a decoded ``PIL.Image.Image`` in RGB at source resolution, or None when the sample
+    has no decodable image,
+  - ``json``: the sample's metadata dict (may be empty), ``original_width``, ``original_height``,
+  - plus every column already computed for these rows (from the existing score table or from
+    signals that ran earlier in the same pass, see ``requires``).
+Output: ``dict[str, list | np.ndarray]`` with one entry per output column, each of batch length.
+  - 1-D values become parquet columns (None = null).
+  - A 2-D ``np.ndarray`` (n, d) is an *array column*: the runner writes it row-aligned to
+    ``RUN_DIR/arrays/<column>/<shard>.npy`` (clip-retrieval style) instead of parquet.
+Signals must not drop or reorder rows. Rows they cannot score get None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+Batch = Mapping[str, Sequence[Any]]
+Columns = dict[str, Any]
+
+
+class SignalOptions(BaseModel):
+    """Base class for a signal's options; unknown keys are rejected with their name."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    batch_size: int = 32
+
+
+class Signal:
+    """Base class. Subclasses set ``name``, ``Options``, ``columns`` and implement ``__call__``."""
+
+    name: ClassVar[str]
+    Options: ClassVar[type[SignalOptions]] = SignalOptions
+    #: output columns written to parquet (the runner checks completeness by these names)
+    columns: ClassVar[tuple[str, ...]] = ()
+    #: output array columns (2-D outputs written to .npy); optional: may depend on options
+    array_columns: ClassVar[tuple[str, ...]] = ()
+    #: other signals whose columns this one reads (the runner schedules them first)
+    requires: ClassVar[tuple[str, ...]] = ()
+    #: whether the signal reads the decoded ``image`` column (if none does, images are not decoded)
+    needs_image: ClassVar[bool] = True
+
+    def __init__(self, options: SignalOptions | Mapping[str, Any] | None = None) -> None:
+        if options is None:
+            options = self.Options()
+        elif not isinstance(options, SignalOptions):
+            options = self.Options.model_validate(dict(options))
+        self.options = options
+
+    def output_columns(self) -> tuple[str, ...]:
+        """Parquet columns this instance writes (override when options change the set)."""
+        return self.columns
+
+    def required_signals(self) -> tuple[str, ...]:
+        """Signals this instance reads from (override when options change the set)."""
+        return self.requires
+
+    def output_array_columns(self) -> tuple[str, ...]:
+        """Array columns this instance writes (override when options change the set)."""
+        return self.array_columns
+
+    def __call__(self, batch: Batch) -> Columns:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def batch_len(batch: Batch) -> int:
+    """Number of rows in a batch."""
+    for v in batch.values():
+        return len(v)
+    return 0
+
+
+def ok_rows(batch: Batch, need_image: bool = False) -> list[int]:
+    """Indices of rows whose status is ok (and that have an image, if asked)."""
+    status = batch["status"]
+    images = batch.get("image")
+    return [
+        i
+        for i in range(len(status))
+        if status[i] == "ok" and (not need_image or (images is not None and images[i] is not None))
+    ]
+
+
+def scatter(n: int, idx: Sequence[int], values: Sequence[Any], fill: Any = None) -> list[Any]:
+    """Place ``values`` at positions ``idx`` of a length-``n`` list filled with ``fill``."""
+    out = [fill] * n
+    for i, v in zip(idx, values, strict=True):
+        out[i] = v
+    return out
+
+
+def scatter_rows(n: int, idx: Sequence[int], values: np.ndarray, fill: float = np.nan) -> np.ndarray:
+    """Row version of :func:`scatter` for a 2-D array (missing rows are ``fill``)."""
+    out = np.full((n, values.shape[1]) if values.ndim == 2 else (n,), fill, dtype=values.dtype)
+    if len(idx):
+        out[np.asarray(idx)] = values
+    return out
