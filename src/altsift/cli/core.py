@@ -73,7 +73,7 @@ def select(
       altsift select RUN --fuse sieve_score=0.5,clip_score=0.5 --top-fraction fused=0.2
       altsift select RUN --preset clip_score --set fraction=0.3
     """
-    from altsift.select.core import SelectRequest, parse_pairs, run_selection, write_selection
+    from altsift.select.core import SelectRequest, parse_pairs
 
     opts: dict = {}
     for path, value in parse_set(set_):

@@ -36,7 +36,7 @@ class ShardWriter:
     def _open(self) -> None:
         final = self.out_dir / self.shard_format.format(self.index)
         self._tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.tmp")
-        self._tar = tarfile.open(self._tmp, "w")
+        self._tar = tarfile.open(self._tmp, "w")  # noqa: SIM115 - stays open across write() calls
         self.count = 0
         self._keys = []
 

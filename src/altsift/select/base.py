@@ -11,6 +11,7 @@ Pool-wide semantics: every fraction / normalisation is computed over the whole p
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -160,10 +161,8 @@ def register_preset(cls: type[Preset]) -> type[Preset]:
 
 def available_presets() -> dict[str, type[Preset]]:
     for m in _PRESET_MODULES:
-        try:
+        with contextlib.suppress(ModuleNotFoundError):
             importlib.import_module(m)
-        except ModuleNotFoundError:
-            pass
     return dict(_PRESETS)
 
 
