@@ -13,6 +13,7 @@ import glob
 import io
 import json
 import logging
+import re
 import tarfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -234,4 +235,5 @@ def decode_image(data: bytes | None, max_pixels: int, max_side: int | None) -> t
     except Image.DecompressionBombError as e:
         return None, "image_too_large", str(e), None
     except Exception as e:  # PIL raises many types for corrupt data
-        return None, "bad_image", f"cannot decode image: {type(e).__name__}: {e}", None
+        msg = re.sub(r" at 0x[0-9a-fA-F]+", "", str(e))  # no object addresses: messages stay reproducible
+        return None, "bad_image", f"cannot decode image: {type(e).__name__}: {msg}", None
