@@ -1,0 +1,307 @@
+"""CLIP image-text encoder through Hugging Face transformers (``CLIPModel`` and compatible models).
+
+Preprocessing is an exact PIL/numpy re-implementation of transformers' ``CLIPImageProcessor``
+(PIL backend, a.k.a. the "slow" processor; the fast one needs torchvision): resize the shortest side
+with bicubic PIL resampling to ``size.shortest_edge`` (long side ``int(size * long / short)``), center
+crop to ``crop_size`` (zero-padding if the image is smaller), rescale by ``1/255`` and normalise with
+the checkpoint's mean/std. The float step is a per-channel lookup table computed with the reference's
+dtype sequence (float64 rescale -> float32 -> float32 normalise), so pixel values are bit-identical
+(``tests/test_clip_model.py`` checks it). Resizing runs in a thread pool (PIL releases the GIL) and the
+next chunk is prepared while the model runs on the current one.
+
+Texts are tokenised with the checkpoint's tokenizer, truncated to the model's context
+(``max_position_embeddings``, 77 for OpenAI CLIP, end-of-text kept as the last token) and padded to
+the longest text of each chunk: CLIP's causal mask and end-of-text pooling make padding irrelevant,
+so this equals OpenAI's pad-to-77 at a fraction of the cost. Texts are sorted by length before
+chunking to keep padding small; outputs are returned in input order.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from altsift.models.base import ModelSpec, autocast, locate, model_not_found, register_backend, resolve_device
+
+OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+DEFAULT_MODEL = "openai/clip-vit-base-patch32"
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """RGB conversion as transformers ``convert_to_rgb`` (transparency composited onto white)."""
+    if img.mode == "RGB":
+        return img
+    if "A" in img.getbands() or img.info.get("transparency") is not None:
+        img = img.convert("RGBA")
+        bg = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        return Image.alpha_composite(bg, img).convert("RGB")
+    return img.convert("RGB")
+
+
+class CLIPPreprocessor:
+    """Exact, torchvision-free equivalent of ``CLIPImageProcessor`` (PIL backend).
+
+    ``size``: shortest edge (int) or ``(height, width)`` for a plain resize; ``crop``: ``(h, w)`` or None.
+    ``__call__`` returns a float32 tensor ``(n, 3, h, w)``; :meth:`to_uint8` gives the resized/cropped
+    uint8 batch ``(n, h, w, 3)`` so the float conversion can run on the model's device.
+    """
+
+    def __init__(
+        self,
+        size: int | tuple[int, int] | None = 224,
+        crop: tuple[int, int] | None = (224, 224),
+        mean: Sequence[float] = OPENAI_CLIP_MEAN,
+        std: Sequence[float] = OPENAI_CLIP_STD,
+        resample: int = Image.Resampling.BICUBIC,
+        rescale_factor: float | None = 1 / 255,
+        normalize: bool = True,
+        threads: int = 0,
+    ) -> None:
+        self.size, self.crop, self.resample = size, crop, int(resample)
+        self.threads = threads or min(8, os.cpu_count() or 1)
+        self._pool: ThreadPoolExecutor | None = None
+        v = np.arange(256, dtype=np.float64)
+        if rescale_factor is not None:
+            v = v * rescale_factor  # reference: astype(float64) * scale, then astype(float32)
+        lut = np.repeat(v.astype(np.float32)[None], 3, axis=0)
+        if normalize:
+            m = np.asarray(mean, dtype=np.float32)[:, None]
+            s = np.asarray(std, dtype=np.float32)[:, None]
+            lut = (lut - m) / s
+        self.lut = lut.astype(np.float32)  # (3, 256)
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any], image_size: int, threads: int = 0) -> CLIPPreprocessor:
+        """Build from a ``preprocessor_config.json`` dict (missing keys: CLIP defaults at ``image_size``)."""
+        size: int | tuple[int, int] | None = image_size
+        s = cfg.get("size", {"shortest_edge": image_size})
+        if cfg.get("do_resize", True) is False:
+            size = None
+        elif isinstance(s, int):
+            size = s
+        elif s.get("shortest_edge"):
+            size = int(s["shortest_edge"])
+        elif s.get("height") and s.get("width"):
+            size = (int(s["height"]), int(s["width"]))
+        c = cfg.get("crop_size", {"height": image_size, "width": image_size})
+        if isinstance(c, int):
+            c = {"height": c, "width": c}
+        crop = (int(c["height"]), int(c["width"])) if cfg.get("do_center_crop", True) else None
+        return cls(
+            size=size,
+            crop=crop,
+            mean=cfg.get("image_mean", OPENAI_CLIP_MEAN),
+            std=cfg.get("image_std", OPENAI_CLIP_STD),
+            resample=cfg.get("resample", Image.Resampling.BICUBIC),
+            rescale_factor=cfg.get("rescale_factor", 1 / 255) if cfg.get("do_rescale", True) else None,
+            normalize=cfg.get("do_normalize", True),
+            threads=threads,
+        )
+
+    def resize_crop(self, img: Image.Image) -> np.ndarray:
+        """One image -> uint8 ``(h, w, 3)`` after RGB conversion, resize and center crop."""
+        img = _to_rgb(img)
+        if self.size is not None:
+            w, h = img.size
+            if isinstance(self.size, tuple):
+                nh, nw = self.size
+            else:
+                short, long = (w, h) if w <= h else (h, w)
+                ns, nl = self.size, int(self.size * long / short)
+                nw, nh = (ns, nl) if w <= h else (nl, ns)
+            if (nw, nh) != (w, h):
+                img = img.resize((nw, nh), resample=self.resample)
+        arr = np.asarray(img)
+        return arr if self.crop is None else _center_crop(arr, *self.crop)
+
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="clip-prep")
+        return self._pool
+
+    def to_uint8(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Resize/crop a batch in parallel threads -> uint8 ``(n, h, w, 3)`` (all crops share a shape)."""
+        arrs = (
+            list(self.pool.map(self.resize_crop, images))
+            if len(images) > 1
+            else [self.resize_crop(images[0])]
+        )
+        return np.stack(arrs)
+
+    def normalize_uint8(self, batch: Any, device: str = "cpu") -> Any:
+        """uint8 ``(n, h, w, 3)`` (numpy or tensor) -> normalised float32 tensor ``(n, 3, h, w)`` on ``device``."""
+        import torch
+
+        x = torch.as_tensor(batch).to(device, non_blocking=True).permute(0, 3, 1, 2).long()
+        lut = torch.as_tensor(self.lut, device=device)
+        return torch.stack([lut[c][x[:, c]] for c in range(3)], dim=1)
+
+    def __call__(self, images: Sequence[Image.Image], device: str = "cpu") -> Any:
+        return self.normalize_uint8(self.to_uint8(images), device)
+
+    def submit(self, images: Sequence[Image.Image]) -> Future:
+        """Start :meth:`to_uint8` in the background (used to overlap preprocessing with the model)."""
+        return _BG.submit(self.to_uint8, images)
+
+
+_BG = ThreadPoolExecutor(1, thread_name_prefix="clip-prep-bg")
+
+
+def _center_crop(a: np.ndarray, ch: int, cw: int) -> np.ndarray:
+    """Reference ``center_crop`` on HWC uint8 (zero-pads when the image is smaller than the crop)."""
+    h, w = a.shape[:2]
+    top, left = (h - ch) // 2, (w - cw) // 2
+    if top >= 0 and left >= 0:
+        return a[top : top + ch, left : left + cw]
+    nh, nw = max(ch, h), max(cw, w)
+    out = np.zeros((nh, nw, a.shape[2]), dtype=a.dtype)
+    tp, lp = math.ceil((nh - h) / 2), math.ceil((nw - w) / 2)
+    out[tp : tp + h, lp : lp + w] = a
+    top, left = top + tp, left + lp
+    return out[max(0, top) : min(nh, top + ch), max(0, left) : min(nw, left + cw)]
+
+
+def _embeds(out: Any) -> Any:
+    """transformers 5.x returns an output object from ``get_*_features``; 4.x a tensor."""
+    return out if not hasattr(out, "pooler_output") else out.pooler_output
+
+
+class HFCLIP:
+    """``ImageTextEncoder`` for transformers CLIP-style checkpoints (hub id or local directory)."""
+
+    def __init__(self, spec: ModelSpec, threads: int = 0) -> None:
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        self.spec = spec
+        self.device = resolve_device(spec.device)
+        src = locate(spec.model)
+        name = str(src) if src is not None else spec.model
+        try:
+            self.model = _from_pretrained(AutoModel, name).eval().to(self.device)
+            self.tokenizer = _from_pretrained(AutoTokenizer, name)
+        except (OSError, ValueError) as e:
+            raise model_not_found("image_text", spec, f"{type(e).__name__}: {e}") from None
+        if not (hasattr(self.model, "get_image_features") and hasattr(self.model, "get_text_features")):
+            raise model_not_found(
+                "image_text", spec, f"{type(self.model).__name__} is not an image-text model"
+            )
+        cfg = self.model.config
+        self.image_size = int(cfg.vision_config.image_size)
+        self.context_length = int(getattr(cfg.text_config, "max_position_embeddings", 77))
+        self.embed_dim = int(getattr(cfg, "projection_dim", 0) or 0)
+        self.preprocess = CLIPPreprocessor.from_config(_preprocessor_config(name), self.image_size, threads)
+        self.batch_size = spec.batch_size
+        self.precision = spec.precision
+        torch.set_grad_enabled(False)
+
+    # ------------------------------------------------------------------ images
+    def encode_pixels(self, pixel_values: Any) -> Any:
+        """Normalised float pixel tensor (on device) -> L2-normalised embedding tensor (float32, device)."""
+        import torch.nn.functional as F
+
+        with autocast(self.device, self.precision):
+            emb = _embeds(self.model.get_image_features(pixel_values=pixel_values))
+        return F.normalize(emb.float(), dim=-1)
+
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """PIL images -> L2-normalised float32 ``(n, d)``; preprocessing of chunk k+1 overlaps chunk k."""
+        if not images:
+            return np.zeros((0, self.embed_dim), dtype=np.float32)
+        bs = self.batch_size
+        chunks = [images[i : i + bs] for i in range(0, len(images), bs)]
+        outs = []
+        nxt = self.preprocess.submit(chunks[0])
+        for k in range(len(chunks)):
+            u8 = nxt.result()
+            if k + 1 < len(chunks):
+                nxt = self.preprocess.submit(chunks[k + 1])
+            px = self.preprocess.normalize_uint8(u8, self.device)
+            outs.append(self.encode_pixels(px))
+        import torch
+
+        return torch.cat(outs).cpu().numpy()
+
+    # ------------------------------------------------------------------ texts
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids truncated to the context length (special tokens included, end-of-text kept)."""
+        enc = self.tokenizer(
+            list(texts),
+            truncation=True,
+            max_length=self.context_length,
+            padding=False,
+            add_special_tokens=True,
+        )
+        return enc["input_ids"]
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Strings -> L2-normalised float32 ``(n, d)`` (length-sorted chunks, input order restored)."""
+        import torch
+        import torch.nn.functional as F
+
+        if not len(texts):
+            return np.zeros((0, self.embed_dim), dtype=np.float32)
+        ids = self.tokenize(texts)
+        order = np.argsort([len(x) for x in ids], kind="stable")
+        chunks = []
+        for i in range(0, len(order), self.batch_size):
+            sel = order[i : i + self.batch_size]
+            enc = self.tokenizer.pad(
+                {"input_ids": [ids[j] for j in sel]}, padding="longest", return_tensors="pt"
+            )
+            enc = {k: v.to(self.device) for k, v in enc.items()}
+            with autocast(self.device, self.precision):
+                emb = _embeds(self.model.get_text_features(**enc))
+            chunks.append(F.normalize(emb.float(), dim=-1))
+        out = torch.cat(chunks)
+        inv = torch.as_tensor(np.argsort(order), device=out.device)
+        return out[inv].cpu().numpy()
+
+
+def _from_pretrained(cls: Any, name: str) -> Any:
+    """Load from a local dir / the HF cache first; go online only when that fails and hub access is allowed."""
+    try:
+        return cls.from_pretrained(name, local_files_only=True)
+    except OSError:
+        if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false") or Path(name).exists():
+            raise
+        return cls.from_pretrained(name)
+
+
+def _preprocessor_config(name: str) -> dict[str, Any]:
+    """The checkpoint's ``preprocessor_config.json`` as a dict ({} when it has none: CLIP defaults)."""
+    p = Path(name)
+    if p.is_dir():
+        f = p / "preprocessor_config.json"
+        return json.loads(f.read_text()) if f.exists() else {}
+    try:
+        from huggingface_hub import hf_hub_download
+
+        try:
+            f = hf_hub_download(name, "preprocessor_config.json", local_files_only=True)
+        except Exception:
+            f = hf_hub_download(name, "preprocessor_config.json")
+        return json.loads(Path(f).read_text())
+    except Exception:
+        return {}
+
+
+def _is_hf_dir(spec: ModelSpec) -> bool:
+    p = locate(spec.model)
+    return p is not None and p.is_dir() and (p / "config.json").exists()
+
+
+@register_backend("image_text", "hf_clip", detect=_is_hf_dir)
+def load_hf_clip(spec: ModelSpec) -> HFCLIP:
+    """Backend loader: ``backend: hf_clip`` (default for hub ids and local transformers directories)."""
+    return HFCLIP(spec)

@@ -1,0 +1,130 @@
+"""``clip`` signal: CLIP image-text cosine similarity (DataComp ``clip_b32_similarity_score`` semantics).
+
+``clip_score`` = cosine of the L2-normalised image and text embeddings (not multiplied by 100).
+Options add per-shard embedding arrays (``clip_image_emb`` / ``clip_text_emb``, written by the runner
+to ``RUN_DIR/arrays/<col>/<shard>.npy``) and scores of other text columns against the same image,
+e.g. ``extra_texts: {synthetic_caption: clip_score_synthetic}`` (a column holding a list of strings
+gives a list of scores).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from altsift.models.base import ModelSpec, load_model
+from altsift.models.hf_clip import DEFAULT_MODEL
+from altsift.signals.base import (
+    Batch,
+    Columns,
+    Signal,
+    SignalOptions,
+    batch_len,
+    ok_rows,
+    scatter,
+    scatter_rows,
+)
+from altsift.signals.registry import register_signal
+
+
+class ClipOptions(SignalOptions):
+    model: str = Field(DEFAULT_MODEL, description="hub id, local checkpoint dir or file")
+    backend: str = Field("auto", description="hf_clip | open_clip | auto")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
+    save_embeddings: bool = Field(False, description="also return clip_image_emb / clip_text_emb arrays")
+    extra_texts: dict[str, str] = Field(
+        default_factory=dict, description="other text columns to score against the image: {column: output}"
+    )
+    extra_texts_from: list[str] | None = Field(
+        None, description="signals producing the extra_texts columns (default: ['caption'] when set)"
+    )
+
+
+@register_signal
+class ClipSignal(Signal):
+    """CLIP score of each (image, text) pair, plus optional embeddings and extra-text scores."""
+
+    name = "clip"
+    Options = ClipOptions
+    columns = ("clip_score",)
+    array_columns = ("clip_image_emb", "clip_text_emb")
+    needs_image = True
+    options: ClipOptions
+
+    def __init__(self, options: Any = None) -> None:
+        super().__init__(options)
+        o = self.options
+        spec = ModelSpec(
+            model=o.model, backend=o.backend, device=o.device, precision=o.precision, batch_size=o.batch_size
+        )
+        self.model = load_model("image_text", spec, default_backend="hf_clip")
+
+    def output_columns(self) -> tuple[str, ...]:
+        return ("clip_score", *self.options.extra_texts.values())
+
+    def output_array_columns(self) -> tuple[str, ...]:
+        return self.array_columns if self.options.save_embeddings else ()
+
+    def required_signals(self) -> tuple[str, ...]:
+        if not self.options.extra_texts:
+            return ()
+        src = self.options.extra_texts_from
+        return tuple(src) if src is not None else ("caption",)
+
+    def __call__(self, batch: Batch) -> Columns:
+        n = batch_len(batch)
+        rows = ok_rows(batch, need_image=True)
+        img = self.model.encode_images([batch["image"][i] for i in rows]) if rows else None
+        texts = batch["text"]
+        trows = [j for j, i in enumerate(rows) if isinstance(texts[i], str)]
+        out: Columns = {}
+        scores: list[Any] = [None] * len(rows)
+        txt = None
+        if trows:
+            txt = self.model.encode_texts([texts[rows[j]] for j in trows])
+            sims = np.einsum("nd,nd->n", img[trows], txt)
+            for j, s in zip(trows, sims, strict=True):
+                scores[j] = float(s)
+        out["clip_score"] = scatter(n, rows, scores)
+        for col, dest in self.options.extra_texts.items():
+            out[dest] = scatter(n, rows, self._score_column(batch.get(col), rows, img))
+        if self.options.save_embeddings:
+            d = img.shape[1] if img is not None else int(getattr(self.model, "embed_dim", 0))
+            img_full = scatter_rows(n, rows, img if img is not None else np.zeros((0, d), np.float32))
+            tfull = np.full((len(rows), d), np.nan, dtype=np.float32)
+            if txt is not None:
+                tfull[trows] = txt
+            out["clip_image_emb"] = img_full
+            out["clip_text_emb"] = scatter_rows(n, rows, tfull)
+        return out
+
+    def _score_column(self, values: Any, rows: list[int], img: np.ndarray | None) -> list[Any]:
+        """Cosine of each row's image with its text (str -> float, list of str -> list of floats)."""
+        res: list[Any] = [None] * len(rows)
+        if values is None or img is None:
+            return res
+        flat: list[str] = []
+        owner: list[int] = []
+        for j, i in enumerate(rows):
+            v = values[i]
+            items = [v] if isinstance(v, str) else list(v) if isinstance(v, list | tuple) else []
+            for t in items:
+                if isinstance(t, str):
+                    flat.append(t)
+                    owner.append(j)
+        if not flat:
+            return res
+        sims = np.einsum("nd,nd->n", img[owner], self.model.encode_texts(flat))
+        for j, i in enumerate(rows):
+            v = values[i]
+            if isinstance(v, str) or (isinstance(v, list | tuple) and v):
+                res[j] = [] if not isinstance(v, str) else None
+        for o, s in zip(owner, sims, strict=True):
+            if isinstance(values[rows[o]], str):
+                res[o] = float(s)
+            else:
+                res[o].append(float(s))
+        return res
