@@ -146,3 +146,40 @@ def test_export_refuses_non_empty_target(tmp_path):
     (tmp_path / "o" / "00000000.tar").write_bytes(b"")
     with pytest.raises(ConfigError, match="already holds"):
         export(run, run / "s.npy", tmp_path / "o", progress=False)
+
+
+def test_select_directly_from_datacomp_metadata(tmp_path):
+    """A folder of DataComp metadata parquet (+ .npz) is a pool: no images, no recomputation."""
+    import subprocess
+    import sys
+
+    from altsift.io.tables import load_pool_array
+    from helpers_shards import uid_of
+
+    rng = np.random.default_rng(0)
+    meta = tmp_path / "metadata"
+    meta.mkdir()
+    frames = []
+    for part in range(2):
+        n = 50
+        df = pd.DataFrame({
+            "uid": [uid_of(part * 100 + i) for i in range(n)],
+            "url": [f"http://x/{i}.jpg" for i in range(n)],
+            "text": ["some caption"] * n,
+            "original_width": 512, "original_height": 384,
+            "clip_b32_similarity_score": rng.uniform(0.1, 0.4, n),
+            "clip_l14_similarity_score": rng.uniform(0.1, 0.4, n),
+        })
+        df.to_parquet(meta / f"{part:08x}.parquet", index=False)
+        np.savez(meta / f"{part:08x}.npz", l14_img=rng.normal(size=(n, 8)).astype(np.float16))
+        frames.append(df)
+    pool = pd.concat(frames, ignore_index=True)
+    assert load_pool_array(meta, "l14_img").shape == (100, 8)
+    r = subprocess.run([sys.executable, "-m", "altsift", "select", str(meta), "--preset", "clip_score",
+                        "--set", "arch=l14", "--set", "fraction=0.3", "--out", str(tmp_path / "l14_30.npy")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    got = set(array_to_uids(load_subset(tmp_path / "l14_30.npy")))
+    s = pool["clip_l14_similarity_score"].to_numpy()
+    want = set(pool.loc[s >= -np.sort(-s)[int(len(s) * 0.3)], "uid"])
+    assert got == want and len(got) == 31

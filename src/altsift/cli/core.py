@@ -129,10 +129,9 @@ def run_config(config: Path, set_: list[str] | None = None) -> dict:
     tree = load_config_tree(config)
     apply_sets(tree, parse_set(set_))
     cfg = build_config(tree, str(config))
-    base = config.parent
     if not cfg.inputs or not cfg.run_dir:
         raise ConfigError(f"{config}: 'inputs' and 'run_dir' are required for altsift run")
-    inputs = [str(base / i) if not Path(i).is_absolute() else i for i in cfg.inputs]
+    inputs = list(cfg.inputs)  # relative paths are relative to the current directory, like run_dir
     run_dir = Path(cfg.run_dir) if Path(cfg.run_dir).is_absolute() else Path.cwd() / cfg.run_dir
     summary = run_score(inputs, run_dir, cfg.signals, cfg)
     _print_score_summary(summary, run_dir)
