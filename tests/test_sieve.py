@@ -219,10 +219,12 @@ def test_signal_contract(signal):
     assert SieveSignal.requires == ("caption",)
     assert SieveSignal.needs_image is False
     assert signal.output_columns() == ("sieve_score", "sieve_mean", "sieve_best_caption")
-    from altsift.signals.registry import get_signal, resolve_order
+    from altsift.config import build_config
+    from altsift.pipeline.plan import plan_signals
+    from altsift.signals.registry import get_signal
 
     assert get_signal("sieve") is SieveSignal
-    assert resolve_order(["sieve"]) == ["caption", "sieve"]
+    assert [p.name for p in plan_signals(["sieve"], build_config({}))] == ["caption", "sieve"]
 
 
 def test_signal_matches_independent_computation(signal, st_model, alt_texts):

@@ -59,24 +59,3 @@ def get_signal(name: str) -> type[Signal]:
             + (f" (modules that failed to import: {hint})" if hint else "")
         )
     return sigs[name]
-
-
-def resolve_order(names: list[str]) -> list[str]:
-    """Add required signals and return them in dependency order (requirements first)."""
-    order: list[str] = []
-    visiting: set[str] = set()
-
-    def visit(n: str) -> None:
-        if n in order:
-            return
-        if n in visiting:
-            raise ConfigError(f"signal dependency cycle through '{n}'")
-        visiting.add(n)
-        for dep in get_signal(n).requires:
-            visit(dep)
-        visiting.discard(n)
-        order.append(n)
-
-    for n in names:
-        visit(n)
-    return order
