@@ -198,6 +198,9 @@ class Scorer:
                 bar.set_postfix(samples_s=f"{summary.samples_scored / el:.1f}", skipped=summary.shards_skipped)
         summary.status_counts = dict(statuses)
         summary.seconds = round(time.time() - t0, 3)
+        if summary.shards_skipped:
+            log.info("skipped %d shard(s): already scored with the same signals and options "
+                     "(change an option or add a signal to compute more)", summary.shards_skipped)
         (self.run_dir / "score_summary.json").write_text(json.dumps(asdict(summary), indent=2))
         return summary
 
@@ -225,6 +228,7 @@ class Scorer:
         shard_meta = _shard_meta(existing)
         todo = needed_signals(self.plans, recorded) if existing is not None else list(self.plans)
         if existing is not None and not todo and not (retry_errors and shard_meta.get("error")):
+            log.debug("shard %s: up to date, skipped", name)
             summary.shards_skipped += 1
             if shard_meta.get("error"):
                 summary.shards_with_errors[name] = shard_meta["error"]
@@ -242,7 +246,7 @@ class Scorer:
                 keep = [c for c in existing.column_names if c not in BASE_COLUMNS]
                 prior = {c: existing.column(c).to_pylist() for c in keep}
             else:
-                log.warning("shard %s changed since it was scored; recomputing all signals", name)
+                log.warning("shard %s: its samples differ from the table's (the shard changed); recomputing all signals", name)
                 todo, recorded = list(self.plans), {}
         for p in todo:  # drop stale columns of signals being recomputed
             for c in p.columns:
