@@ -122,3 +122,8 @@ def test_failing_signal_isolates_bad_rows(tmp_path):
     assert [r["flaky"] for r in rows] == [1.0, 1.0, None, 1.0, 1.0]
     assert "cannot score sample 2" in rows[2]["error"]
     assert s.status_counts == {"ok": 4, "error_test_flaky": 1}
+    # adding another signal later keeps the failure on record (the flaky signal is not rerun)
+    c2 = cfg(["basic"])
+    score(shards, tmp_path / "run", c2.signals, c2)
+    rows = tables_of(tmp_path / "run")["00000"]
+    assert rows[2]["status"] == "error_test_flaky" and rows[2]["flaky"] is None

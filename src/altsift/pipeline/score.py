@@ -245,6 +245,11 @@ class Scorer:
             if existing.column("key").to_pylist() == [r["key"] for r in rows]:
                 keep = [c for c in existing.column_names if c not in BASE_COLUMNS]
                 prior = {c: existing.column(c).to_pylist() for c in keep}
+                redo = {f"error_{p.name}" for p in todo}
+                for r, st, err in zip(rows, existing.column("status").to_pylist(),
+                                      existing.column("error").to_pylist(), strict=True):
+                    if st.startswith("error_") and st not in redo and r["status"] == "ok":
+                        r["status"], r["error"] = st, err  # a kept signal failed on this row earlier
             else:
                 log.warning("shard %s: its samples differ from the table's (the shard changed); recomputing all signals", name)
                 todo, recorded = list(self.plans), {}
