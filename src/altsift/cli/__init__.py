@@ -29,6 +29,7 @@ _COMMAND_MODULES = (
     "altsift.cli.core",
     "altsift.cli.probe",
     "altsift.cli.bench",
+    "altsift.cli.report",
 )
 
 

@@ -140,6 +140,9 @@ def run_config(config: Path, set_: list[str] | None = None) -> dict:
                         preset_options=s.preset_options)
     subset = Path(s.out) if s.out else run_dir / "subset.npy"
     sel = _do_select(run_dir, req, subset)
+    from altsift.report.summary import write_report
+
+    typer.echo(f"report -> {write_report(run_dir, subset, run_dir / 'report.md')}")
     result = {"score": summary.__dict__, "select": sel}
     if cfg.export.to:
         to = Path(cfg.export.to) if Path(cfg.export.to).is_absolute() else Path.cwd() / cfg.export.to
