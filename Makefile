@@ -17,6 +17,11 @@ $(STAMP): requirements.txt pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/altsift demo --out demo_out
+	# the miniature DataComp with the shipped tiny models: score, select with each strategy, train, evaluate
+	$(BIN)/altsift bench mini --quick -o demo_out/bench_mini
+
+bench-mini: $(STAMP)
+	$(BIN)/altsift bench mini -o bench_mini
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts
@@ -27,4 +32,4 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks scripts
 
 clean:
-	rm -rf demo_out .pytest_cache
+	rm -rf demo_out bench_mini .pytest_cache
