@@ -180,7 +180,6 @@ class HFCLIP:
     """``ImageTextEncoder`` for transformers CLIP-style checkpoints (hub id or local directory)."""
 
     def __init__(self, spec: ModelSpec, threads: int = 0) -> None:
-        import torch
         from transformers import AutoModel, AutoTokenizer
 
         self.spec = spec
@@ -203,7 +202,7 @@ class HFCLIP:
         self.preprocess = CLIPPreprocessor.from_config(_preprocessor_config(name), self.image_size, threads)
         self.batch_size = spec.batch_size
         self.precision = spec.precision
-        torch.set_grad_enabled(False)
+        self.model.requires_grad_(False)  # no global grad switch: calls run under inference_mode
 
     # ------------------------------------------------------------------ images
     def encode_pixels(self, pixel_values: Any) -> Any:
