@@ -52,3 +52,25 @@ def test_ray_matches_local(tmp_path, ray_session):
     assert b["00003"][0]["status"] == "bad_image"
     s2 = score(shards, tmp_path / "ray", rcfg.signals, rcfg)  # resume: nothing to do
     assert s2.shards_skipped == 5
+
+
+def test_ray_clip_scores_equal_local(tmp_path, ray_session):
+    """A real model signal (tiny random CLIP through the user loading path): same scores with 2 actors."""
+    from helpers_clip import make_tiny_clip
+
+    model = make_tiny_clip(tmp_path / "clip")
+    shards = [str(p) for p in make_shards(tmp_path / "in", n_shards=3, per_shard=5)]
+    base = {"signals": ["clip"], "clip": {"model": str(model), "batch_size": 3, "save_embeddings": True},
+            "score": {"progress": False, "batch_size": 3}}
+    local = build_config(base)
+    score(shards, tmp_path / "local", local.signals, local)
+    rcfg = build_config({**base, "score": {**base["score"], "runner": "ray",
+                                           "ray": {"num_actors": 2, "num_cpus_per_actor": 0.5}}})
+    score(shards, tmp_path / "ray", rcfg.signals, rcfg)
+    a, b = rows(tmp_path / "local"), rows(tmp_path / "ray")
+    for k in a:
+        sa = [r["clip_score"] for r in a[k]]
+        sb = [r["clip_score"] for r in b[k]]
+        assert np.allclose(sa, sb, atol=1e-5), k
+        assert np.allclose(np.load(tmp_path / "local" / "arrays" / "clip_image_emb" / f"{k}.npy"),
+                           np.load(tmp_path / "ray" / "arrays" / "clip_image_emb" / f"{k}.npy"), atol=1e-5)
