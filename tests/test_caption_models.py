@@ -87,6 +87,8 @@ def test_prompt_is_fed_and_stripped(models, ckpts):
 def test_strip_prompt():
     assert _strip_prompt("A Picture of a dog ", "a picture of ") == "a dog"
     assert _strip_prompt("a dog", "a picture of") == "a dog"
+    assert _strip_prompt("apple on a table", "a") == "apple on a table"  # whole words only
+    assert _strip_prompt("a picture of", "a picture of ") == ""
 
 
 def test_seeded_sampler_follows_the_warped_distribution():

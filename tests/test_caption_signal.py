@@ -111,3 +111,23 @@ def test_uid_read_as_string(tmp_path):
     p = tmp_path / "c.csv"
     p.write_text("uid,caption\n00012,a\n")
     assert load_caption_file(str(p)) == {"00012": ["a"]}
+
+
+def test_from_file_header_guessing_prefers_caption_over_alt_text(tmp_path):
+    """``blip2-cap`` is found; a raw ``text`` column is never taken for the synthetic caption."""
+    p = tmp_path / "meta.csv"
+    pd.DataFrame({"uid": ["a"], "text": ["raw alt-text"], "blip2-cap": ["a dog on grass"]}).to_csv(p, index=False)
+    assert load_caption_file(str(p)) == {"a": ["a dog on grass"]}
+    only_text = tmp_path / "only_text.csv"
+    pd.DataFrame({"uid": ["a"], "text": ["raw alt-text"]}).to_csv(only_text, index=False)
+    with pytest.raises(ConfigError, match="cannot find a caption column"):
+        load_caption_file(str(only_text))
+
+
+def test_from_file_csv_list_column_is_parsed(tmp_path):
+    p = tmp_path / "lists.csv"
+    pd.DataFrame({"uid": ["a", "b"], "captions": [["one", "two"], ["three"]]}).to_csv(p, index=False)
+    assert load_caption_file(str(p)) == {"a": ["one", "two"], "b": ["three"]}  # written as "['one', 'two']"
+    q = tmp_path / "json_lists.csv"
+    q.write_text('uid,captions\na,"[""x"", ""y""]"\n')
+    assert load_caption_file(str(q)) == {"a": ["x", "y"]}

@@ -399,3 +399,56 @@ def test_pipeline_score_and_select_with_imported_captions(tmp_path, signal):
     assert sel.n_selected == 2 and not sel.mask[list(df.index).index(uid_of(9))]
     top2 = df["sieve_score"].astype(float).nlargest(2).index
     assert set(df.index[sel.mask]) == set(top2)
+
+
+def test_sieve_brings_sieve_caption_defaults_under_user_options():
+    """``--signals sieve`` captions as SIEVE does; the user's own ``caption.*`` keys win."""
+    from altsift.config import build_config
+    from altsift.pipeline.plan import plan_signals
+
+    for names in (["sieve"], ["caption", "sieve"]):  # also when caption is named before its requirer
+        cap = plan_signals(names, build_config({}))[0]
+        assert cap.name == "caption"
+        d = cap.options.model_dump()
+        assert {k: d[k] for k in sieve_caption_defaults()} == sieve_caption_defaults()
+    cap = plan_signals(["sieve"], build_config({"caption": {"model": "/ckpt/blip", "top_p": 0.8}}))[0]
+    assert cap.options.model == "/ckpt/blip" and cap.options.top_p == 0.8
+    assert cap.options.num_return_sequences == 8 and cap.options.prompt == "a picture of "
+    # without sieve the caption signal keeps its own defaults
+    alone = plan_signals(["caption"], build_config({}))[0].options
+    assert alone.num_return_sequences == 1 and alone.prompt is None
+
+
+def test_plain_text_caption_column_is_one_caption(signal):
+    """A str column (e.g. ``synthetic_caption``) is one caption, not a sequence of characters."""
+    batch = make_batch(["a dog on the beach"], [None])
+    batch["synthetic_caption"] = ["a dog running on the beach"]
+    col = SieveSignal({"caption_column": "synthetic_caption", "device": "cpu"}, encoder=signal.encoder)
+    as_str = col(batch)
+    as_list = signal(make_batch(["a dog on the beach"], [["a dog running on the beach"]]))
+    assert as_str["sieve_best_caption"] == ["a dog running on the beach"]
+    assert as_str["sieve_score"][0] == pytest.approx(as_list["sieve_score"][0], abs=1e-6)
+
+
+def test_cli_score_sieve_from_caption_file_needs_no_captioner(tmp_path):
+    """The issue's command: ``altsift score SHARDS --signals sieve --set caption.from_file=...``."""
+    import subprocess
+    import sys
+
+    from altsift.io.tables import load_pool
+    from helpers_shards import make_shards, uid_of
+
+    make_shards(tmp_path / "in", n_shards=1, per_shard=4)
+    pd.DataFrame({"uid": [uid_of(i) for i in range(4)], "blip2-cap": ["a red car"] * 4}).to_csv(
+        tmp_path / "caps.csv", index=False
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "altsift", "score", str(tmp_path / "in"), "--signals", "sieve",
+         "--set", f"caption.from_file={tmp_path / 'caps.csv'}", "--set", "sieve.device=cpu",
+         "--out", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    df = load_pool(tmp_path / "run")
+    assert len(df) == 4 and df["sieve_score"].notna().all()
+    assert (df["sieve_best_caption"] == "a red car").all()

@@ -51,6 +51,9 @@ SIEVE_GEN_OPTIONS: dict[str, Any] = {
     "num_return_sequences": 8,
     "min_length": 1,
     "max_length": 16,
+    "min_new_tokens": None,  # explicit: the *_length limits above are the ones that apply
+    "max_new_tokens": None,
+    "prompt": None,  # the mini captioner has no prompt (the sieve signal would bring SIEVE's)
 }
 SIEVE_GEN = GenerationOptions(**SIEVE_GEN_OPTIONS)
 

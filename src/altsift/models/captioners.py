@@ -265,11 +265,11 @@ def _image_size(proc: Any) -> int:
 
 
 def _strip_prompt(text: str, prompt: str | None) -> str:
-    """Remove an echoed prompt (case-insensitive prefix) and surrounding whitespace."""
+    """Remove an echoed prompt (case-insensitive, whole-word prefix) and surrounding whitespace."""
     text = text.strip()
     if prompt:
         p = prompt.strip().lower()
-        if p and text.lower().startswith(p):
+        if p and text.lower().startswith(p) and (len(text) == len(p) or not text[len(p)].isalnum()):
             text = text[len(p) :].strip()
     return text
 

@@ -52,7 +52,29 @@ class SignalPlan:
 
 
 def plan_signals(names: list[str], cfg: RunConfig) -> list[SignalPlan]:
-    """Validate options for ``names`` plus their requirements; return them in dependency order."""
+    """Validate options for ``names`` plus their requirements; return them in dependency order.
+
+    A required signal's options are its requirers' ``requirement_defaults`` overlaid with the user's own
+    options for it (the user's keys win). Planning runs until those defaults stop changing, so a signal
+    named before its requirer (``--signals caption,sieve``) gets them too.
+    """
+    req_defaults: dict[str, dict[str, Any]] = {}
+    for _ in range(8):
+        plans, order = _plan_once(names, cfg, req_defaults)
+        found: dict[str, dict[str, Any]] = {}
+        for n in order:
+            for dep, d in plans[n].cls.requirement_defaults.items():
+                if dep in plans[n].requires:
+                    found.setdefault(dep, {}).update(d)
+        if found == req_defaults:
+            return [plans[n] for n in order]
+        req_defaults = found
+    raise ConfigError("signal requirement defaults do not settle; check requirement_defaults")
+
+
+def _plan_once(
+    names: list[str], cfg: RunConfig, req_defaults: dict[str, dict[str, Any]]
+) -> tuple[dict[str, SignalPlan], list[str]]:
     plans: dict[str, SignalPlan] = {}
     order: list[str] = []
     visiting: set[str] = set()
@@ -60,8 +82,9 @@ def plan_signals(names: list[str], cfg: RunConfig) -> list[SignalPlan]:
     def make(name: str) -> SignalPlan:
         if name not in plans:
             cls = get_signal(name)
+            raw = {**req_defaults.get(name, {}), **cfg.signal_options(name)}
             try:
-                opts = cls.Options.model_validate(cfg.signal_options(name))
+                opts = cls.Options.model_validate(raw)
             except Exception as e:
                 raise ConfigError(f"invalid options for signal '{name}': {e}") from None
             plans[name] = SignalPlan(name, cls, opts)
@@ -80,7 +103,7 @@ def plan_signals(names: list[str], cfg: RunConfig) -> list[SignalPlan]:
 
     for n in names:
         visit(n)
-    return [plans[n] for n in order]
+    return plans, order
 
 
 def needed_signals(plans: list[SignalPlan], recorded: dict[str, Any]) -> list[SignalPlan]:

@@ -50,6 +50,9 @@ class Signal:
     requires: ClassVar[tuple[str, ...]] = ()
     #: whether the signal reads the decoded ``image`` column (if none does, images are not decoded)
     needs_image: ClassVar[bool] = True
+    #: defaults this signal brings for the options of a signal it requires, merged *under* the user's own
+    #: options of that signal (e.g. ``sieve`` asks ``caption`` for SIEVE's 8 nucleus samples)
+    requirement_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, options: SignalOptions | Mapping[str, Any] | None = None) -> None:
         if options is None:

@@ -12,8 +12,9 @@ exact values are UNVERIFIED (their released captions were sampled at temperature
 
 ``from_file``: reuse captions computed elsewhere (e.g. the released BLIP-2 captions of the DataComp
 medium pool, HF ``thaottn/DataComp_medium_pool_BLIP2_captions``). A CSV or parquet file (or a glob /
-comma-separated list of them) keyed by uid: columns ``uid`` and either ``caption`` (one row per caption,
-several rows per uid allowed) or ``captions`` (a list). No model is loaded and images are not decoded.
+comma-separated list of them) keyed by uid: columns ``uid`` and either a caption column (``blip2-cap`` as
+released, or ``caption``; one row per caption, several rows per uid allowed) or ``captions`` (a list; in a
+CSV written as a JSON or Python list). No model is loaded and images are not decoded.
 """
 
 from __future__ import annotations
@@ -34,7 +35,18 @@ log = logging.getLogger(__name__)
 
 UID_COLUMNS = ("uid", "key", "sample_id", "id")
 LIST_COLUMNS = ("captions", "synthetic_captions", "all_generated_caption_list")
-TEXT_COLUMNS = ("caption", "text", "blip2_caption", "synthetic_caption", "generated_caption", "generatedtext")
+# ``blip2-cap``: the header the released Nguyen et al. CSVs are reported to use (UNVERIFIED here: the files are
+# not reachable; set ``caption.caption_column`` when yours differs). ``text`` is not a
+# candidate: in DataComp-style tables it is the raw alt-text, never a synthetic caption.
+TEXT_COLUMNS = (
+    "blip2-cap",
+    "blip2_cap",
+    "caption",
+    "blip2_caption",
+    "synthetic_caption",
+    "generated_caption",
+    "generatedtext",
+)
 
 
 class CaptionOptions(SignalOptions):
@@ -214,11 +226,28 @@ def load_caption_file(
         else:
             sep = "\t" if ".tsv" in path.name else ","
             df = pd.read_csv(path, usecols=[ucol, ccol], sep=sep, dtype={ucol: str}, keep_default_na=False)
+        parse = path.suffix != ".parquet" and ccol.lower() in LIST_COLUMNS  # CSV lists arrive as text
         for uid, cap in zip(df[ucol].astype(str), df[ccol], strict=True):
-            caps = _as_list(cap)
+            caps = _as_list(_parse_list(cap) if parse else cap)
             if caps:
                 table.setdefault(uid, []).extend(caps)
     return table
+
+
+def _parse_list(value: Any) -> Any:
+    """A list written into a CSV cell (``["a", "b"]`` JSON or ``['a', 'b']`` Python repr) as a list."""
+    if not isinstance(value, str) or not value.strip().startswith("["):
+        return value
+    import ast
+    import json
+
+    try:
+        return json.loads(value)
+    except ValueError:
+        try:
+            return ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            return value
 
 
 def _as_list(value: Any) -> list[str]:

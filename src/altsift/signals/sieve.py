@@ -185,6 +185,8 @@ class SieveSignal(Signal):
     columns = ("sieve_score", "sieve_mean", "sieve_best_caption")
     requires = ("caption",)
     needs_image = False
+    #: ``--signals sieve`` captions as SIEVE does unless the user sets ``caption.*`` (their keys win)
+    requirement_defaults = {"caption": sieve_caption_defaults()}
     options: SieveOptions
 
     def __init__(self, options: SieveOptions | dict[str, Any] | None = None, encoder: Any = None) -> None:
@@ -226,6 +228,8 @@ class SieveSignal(Signal):
         rows, alt, caps, owner = [], [], [], []
         for i in ok_rows(batch):
             c = caps_col[i]
+            if isinstance(c, str):  # a plain text column: one caption
+                c = [c]
             c = (
                 []
                 if c is None or texts[i] is None
