@@ -132,3 +132,53 @@ def test_input_forms(tmp_path):
     assert len(expand_inputs([str(d / "{00000..00001}.tar")])) == 2
     assert len(expand_inputs([str(d / "*.tar")])) == 3
     assert len(expand_inputs([str(d / "00000.tar"), str(d / "00000.tar")])) == 1
+
+
+def test_absurd_sizes_links_and_empty_tar_do_not_stop_the_run(tmp_path):
+    import io
+
+    items = [
+        ("inf", {**sample(0), "json": b'{"uid": "%s", "original_width": Infinity, "original_height": 1e400}' % uid_of(0).encode()}),
+        ("huge", {**sample(1), "json": json.dumps({"uid": uid_of(1), "original_width": 1e30}).encode()}),
+        ("fine", sample(2)),
+    ]
+    p = write_tar(tmp_path / "in" / "00000.tar", items)
+    with tarfile.open(p, "a") as tf:  # a sample made only of links: a row with a status, never followed
+        for kind, name in ((tarfile.SYMTYPE, "link.jpg"), (tarfile.LNKTYPE, "link.txt")):
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = kind, "/etc/passwd"
+            tf.addfile(info, io.BytesIO(b""))
+    no_members = tmp_path / "in" / "00001.tar"
+    with tarfile.open(no_members, "w"):
+        pass
+    summary, rows, _ = run(tmp_path, [p, no_members])
+    st = {k: r for (_, k), r in rows.items()}
+    # an absurd json size is ignored and the decoded image's size is used instead
+    assert st["inf"]["status"] == "ok" and (st["inf"]["original_width"], st["inf"]["original_height"]) == (256, 224)
+    assert st["huge"]["status"] == "ok" and st["huge"]["original_width"] == 256
+    assert st["link"]["status"] == "unsafe_path" and "link" in st["link"]["error"]
+    assert summary.shards_with_errors["00001"] == "empty shard: no samples"
+
+
+def test_unexpected_error_costs_one_shard_and_a_rerun_retries_it(tmp_path, monkeypatch):
+    from altsift.pipeline import score as score_mod
+
+    shards = [write_tar(tmp_path / "in" / f"{s:05d}.tar", [(f"k{s}{i}", sample(s * 10 + i)) for i in range(3)])
+              for s in range(3)]
+    real = score_mod.Scorer._run_signals
+
+    def flaky(self, rows, *a, **k):
+        if rows and rows[0]["shard"] == "00001":
+            raise RuntimeError("disk hiccup")
+        return real(self, rows, *a, **k)
+
+    monkeypatch.setattr(score_mod.Scorer, "_run_signals", flaky)
+    summary, rows, out = run(tmp_path, shards)
+    assert {s for s, _ in rows} == {"00000", "00002"}
+    assert "disk hiccup" in summary.shards_with_errors["00001"]
+    logged = [json.loads(x) for x in (out / "logs" / "shard_errors.jsonl").read_text().splitlines()]
+    assert any(e["shard"] == "00001" and "disk hiccup" in e["error"] for e in logged)
+    monkeypatch.setattr(score_mod.Scorer, "_run_signals", real)
+    summary2, rows2, _ = run(tmp_path, shards)
+    assert summary2.shards_skipped == 2 and summary2.shards_scored == 1
+    assert len(rows2) == 9 and {s for s, _ in rows2} == {"00000", "00001", "00002"}

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from altsift.errors import ConfigError
 from altsift.io.uids import (
     UID_DTYPE,
     array_to_uids,
@@ -49,8 +50,23 @@ def test_searchsorted_lookup_like_resharder(tmp_path):
 def test_load_rejects_wrong_dtype(tmp_path):
     p = tmp_path / "bad.npy"
     np.save(p, np.arange(3))
-    with pytest.raises(ValueError, match="u8,u8"):
+    with pytest.raises(ConfigError, match="u8,u8"):
         load_subset(p)
+
+
+def test_load_rejects_unsorted_subset(tmp_path):
+    arr = uids_to_array(UIDS, sort=True)
+    assert len(arr) >= 2
+    p = tmp_path / "unsorted.npy"
+    np.save(p, arr[::-1].copy())
+    with pytest.raises(ConfigError, match="not sorted"):
+        load_subset(p)
+    same_hi = np.array([(5, 2), (5, 1)], dtype="u8,u8")  # equal high words: the low word decides
+    np.save(p, same_hi)
+    with pytest.raises(ConfigError, match="not sorted"):
+        load_subset(p)
+    np.save(p, np.sort(same_hi))
+    assert len(load_subset(p)) == 2
 
 
 def test_derived_uid_is_stable_and_valid():

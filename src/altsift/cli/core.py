@@ -22,8 +22,8 @@ SET_HELP = (
 def score(
     inputs: list[str] = typer.Argument(..., help="Shards: paths, globs, brace patterns ('shards/{00000..00099}.tar') or folders."),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory; scores go to OUT/scores/<shard>.parquet."),
-    signals: str = typer.Option("basic", "--signals", "-s", help="Comma-separated signals, e.g. basic,clip,sieve. Requirements are added."),
-    config: Path | None = typer.Option(None, "--config", "-c", help="YAML config with signal options (see configs/)."),
+    signals: str | None = typer.Option(None, "--signals", "-s", help="Comma-separated signals, e.g. basic,clip,sieve (default: the config's `signals:`, else basic). Requirements are added."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML config with signal options (e.g. configs/sieve.yaml)."),
     set_: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
     retry_errors: bool = typer.Option(False, help="Re-read shards that failed to read last time (e.g. truncated tars)."),
     runner: str | None = typer.Option(None, help="local (default) or ray: run signals as Ray Data actors."),
@@ -36,7 +36,8 @@ def score(
     from altsift.pipeline.score import score as run_score
 
     tree = load_config_tree(config)
-    tree["signals"] = [s.strip() for s in signals.split(",") if s.strip()]
+    if signals is not None:
+        tree["signals"] = [s.strip() for s in signals.split(",") if s.strip()]
     if runner:
         tree.setdefault("score", {})["runner"] = runner
     apply_sets(tree, parse_set(set_))
@@ -157,7 +158,7 @@ def run(
     config: Path = typer.Argument(..., help="YAML config with inputs, run_dir, signals, select and export sections."),
     set_: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
 ) -> None:
-    """Score, select and export from one validated YAML file (see configs/demo.yaml)."""
+    """Score, select and export from one validated YAML file (e.g. configs/sieve.yaml; `altsift demo` writes another to OUT/demo.yaml)."""
     run_config(config, set_)
 
 

@@ -129,10 +129,13 @@ def read_shard(path: Path, max_member_bytes: int = 256 * 2**20) -> ShardReadResu
     try:
         with tarfile.open(path, mode="r|*") as tf:
             for m in tf:
-                if not m.isfile():
+                if m.isdir():
                     continue
                 key, ext = _split_member(m.name)
                 s = samples.setdefault(key, RawSample(key=key))
+                if not m.isfile():  # links and devices are never followed or read
+                    s.problem, s.detail = "unsafe_path", f"tar member '{m.name}' is a link or special file"
+                    continue
                 if _unsafe(m.name):
                     s.problem, s.detail = "unsafe_path", f"tar member name '{m.name}' escapes the shard"
                     continue
@@ -153,6 +156,13 @@ def read_shard(path: Path, max_member_bytes: int = 256 * 2**20) -> ShardReadResu
     if not samples and error is None:
         error = "empty shard: no samples"
     return ShardReadResult(samples=list(samples.values()), error=error)
+
+
+def _size(value: Any) -> int | None:
+    """A json image side as a positive int32, else None (NaN, Infinity, 1e400, bools, strings, <= 0)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return int(value) if 0 < value < 2**31 else None  # NaN fails both comparisons
 
 
 def parse_sample(raw: RawSample, shard: str, seen_uids: set[str]) -> dict[str, Any]:
@@ -202,8 +212,8 @@ def parse_sample(raw: RawSample, shard: str, seen_uids: set[str]) -> dict[str, A
         "text": text,
         "status": problems[0][0] if problems else "ok",
         "error": "; ".join(d for _, d in problems) if problems else None,
-        "original_width": int(ow) if isinstance(ow, int | float) and ow > 0 else None,
-        "original_height": int(oh) if isinstance(oh, int | float) and oh > 0 else None,
+        "original_width": _size(ow),
+        "original_height": _size(oh),
         "json": meta,
         "_image_bytes": raw.files.get(image_ext) if image_ext else None,
         "_image_ext": image_ext,

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from altsift.errors import ConfigError
+
 UID_DTYPE = np.dtype("u8,u8")
 _UID_RE = re.compile(r"^[0-9a-f]{32}$")
 
@@ -60,11 +62,27 @@ def save_subset(path: str | Path, uids: Iterable[str]) -> np.ndarray:
 
 
 def load_subset(path: str | Path) -> np.ndarray:
-    """Read a subset .npy and check its dtype and order."""
-    arr = np.load(path, mmap_mode="r")
+    """Read a subset .npy and check its dtype and order (lookups by ``np.searchsorted`` need it sorted)."""
+    try:
+        arr = np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path}: not a readable .npy subset ({e})") from None
     if arr.dtype != UID_DTYPE:
-        raise ValueError(f"{path}: expected dtype u8,u8 (DataComp subset), got {arr.dtype}")
-    return np.asarray(arr)
+        raise ConfigError(f"{path}: expected dtype u8,u8 (DataComp subset), got {arr.dtype}")
+    arr = np.asarray(arr)
+    if not is_sorted(arr):
+        raise ConfigError(
+            f"{path}: the uids are not sorted, so DataComp-style lookups would miss members; "
+            "sort it with `np.save(path, np.sort(np.load(path)))`"
+        )
+    return arr
+
+
+def is_sorted(arr: np.ndarray) -> bool:
+    """Whether a ``u8,u8`` array is in ascending (hi, lo) order."""
+    hi, lo = arr[arr.dtype.names[0]], arr[arr.dtype.names[1]]
+    dh = hi[1:] < hi[:-1]
+    return not bool(np.any(dh | ((hi[1:] == hi[:-1]) & (lo[1:] < lo[:-1]))))
 
 
 def contains(subset: np.ndarray, uids: Iterable[str]) -> np.ndarray:

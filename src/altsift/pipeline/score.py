@@ -23,6 +23,7 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from altsift.config import RunConfig, ScoreOptions
+from altsift.errors import AltsiftError
 from altsift.io import tables
 from altsift.io.shards import decode_image, expand_inputs, parse_sample, read_shard, shard_names
 from altsift.pipeline.plan import SignalPlan, needed_signals, plan_signals
@@ -191,7 +192,16 @@ class Scorer:
             total=len(paths), unit="shard", disable=not self.opts.progress, desc="score"
         ) as bar:
             for path, name in zip(paths, names, strict=True):
-                done = self.score_shard(path, name, pool, retry_errors, summary, statuses)
+                try:
+                    done = self.score_shard(path, name, pool, retry_errors, summary, statuses)
+                except AltsiftError:
+                    raise  # a config or model problem: every shard would fail the same way
+                except Exception as e:  # anything else costs this shard only; a rerun retries it
+                    msg = f"shard failed, no table written (rerun to retry): {type(e).__name__}: {e}"
+                    log.exception("shard %s: %s", name, msg)
+                    summary.shards_with_errors[name] = msg
+                    self._log_shard_error(name, path, msg)
+                    done = 0
                 summary.samples_scored += done
                 bar.update(1)
                 el = max(time.time() - t0, 1e-9)
