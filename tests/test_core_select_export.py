@@ -183,3 +183,48 @@ def test_select_directly_from_datacomp_metadata(tmp_path):
     s = pool["clip_l14_similarity_score"].to_numpy()
     want = set(pool.loc[s >= -np.sort(-s)[int(len(s) * 0.3)], "uid"])
     assert got == want and len(got) == 31
+
+
+def test_export_keeps_json_and_txt_overwrites_and_leaves_no_staging(tmp_path):
+    run = _scored_run(tmp_path, n_shards=1, per_shard=3)
+    df, sel = run_selection(run, SelectRequest())
+    write_selection(df, sel, run / "s.npy", run)
+    out = tmp_path / "o"
+    (out / "notes.md").parent.mkdir()
+    (out / "notes.md").write_text("mine")
+    (out / ".altsift-export-staging").mkdir()  # as an interrupted export leaves it
+    (out / ".altsift-export-staging" / "00000000.tar").write_bytes(b"half")
+    export(run, run / "s.npy", out, progress=False)
+    assert not (out / ".altsift-export-staging").exists()
+    with tarfile.open(out / "00000000.tar") as tf:
+        members = {m.name: tf.extractfile(m).read() for m in tf}
+    src = {}
+    with tarfile.open(tmp_path / "in" / "00000.tar") as tf:
+        src = {m.name: tf.extractfile(m).read() for m in tf}
+    for name, data in members.items():
+        if name.endswith(".txt"):
+            assert data == src[name]  # without --caption-column the caption is unchanged
+        if name.endswith(".json"):
+            js, orig = json.loads(data), json.loads(src[name])
+            assert {k: js[k] for k in orig} == orig and "altsift" in js  # original fields survive
+    # a second export needs overwrite, which replaces only the exported files
+    with pytest.raises(ConfigError, match="--overwrite"):
+        export(run, run / "s.npy", out, progress=False)
+    (out / "00000007.tar").write_bytes(b"stale shard of an earlier, larger export")
+    s = export(run, run / "s.npy", out, progress=False, overwrite=True)
+    assert s.written == 3 and sorted(p.name for p in out.iterdir()) == ["00000000.tar", "00000000_stats.json", "notes.md"]
+
+
+def test_export_keeps_samples_apart_when_source_shards_reuse_keys(tmp_path):
+    shards = [write_tar(tmp_path / "in" / f"{s:05d}.tar", [("k0", sample(s))]) for s in range(2)]
+    c = build_config({"signals": ["basic"], "score": {"progress": False}})
+    score([str(p) for p in shards], tmp_path / "run", c.signals, c)
+    run = tmp_path / "run"
+    df, sel = run_selection(run, SelectRequest())
+    write_selection(df, sel, run / "s.npy", run)
+    export(run, run / "s.npy", tmp_path / "o", progress=False)
+    with tarfile.open(tmp_path / "o" / "00000000.tar") as tf:
+        names = sorted(m.name for m in tf)
+        js = [json.loads(tf.extractfile(m).read()) for m in tf if m.name.endswith(".json")]
+    assert len(names) == len(set(names)) == 6 and "00001_k0.json" in names
+    assert sorted(j["uid"] for j in js) == sorted(df["uid"]) and any(j.get("source_key") == "k0" for j in js)

@@ -71,6 +71,7 @@ class ExportOptions(_Strict):
     to: str | None = None
     caption_column: str | None = None
     shard_size: int = Field(10_000, ge=1)
+    overwrite: bool = Field(True, description="a rerun of `altsift run` replaces the shards its export wrote")
 
 
 class RunConfig(BaseModel):

@@ -113,11 +113,16 @@ def export(
     to: Path = typer.Option(..., "--to", help="Empty output folder for the new shards."),
     caption_column: str | None = typer.Option(None, "--caption-column", help="Column whose text becomes the .txt (e.g. 'caption' from a mixing preset); the original caption stays in the json."),
     shard_size: int = typer.Option(10_000, "--shard-size", help="Samples per output shard."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the shards of an earlier export in --to."),
 ) -> None:
-    """Reshard the selected samples into {:08d}.tar webdataset shards with the signal values in the json."""
+    """Reshard the selected samples into {:08d}.tar webdataset shards with the signal values in the json.
+
+    Shards appear in --to only once the whole export succeeded; an interrupted export leaves nothing half
+    done (rerun it).
+    """
     from altsift.pipeline.export import export as run_export
 
-    s = run_export(run_dir, subset, to, caption_column=caption_column, shard_size=shard_size)
+    s = run_export(run_dir, subset, to, caption_column=caption_column, shard_size=shard_size, overwrite=overwrite)
     typer.echo(f"wrote {s.written} samples in {len(s.shards)} shards to {to}" + (f" ({s.missing} not found)" if s.missing else ""))
 
 
@@ -147,7 +152,8 @@ def run_config(config: Path, set_: list[str] | None = None) -> dict:
     result = {"score": summary.__dict__, "select": sel}
     if cfg.export.to:
         to = Path(cfg.export.to) if Path(cfg.export.to).is_absolute() else Path.cwd() / cfg.export.to
-        e = run_export(run_dir, subset, to, caption_column=cfg.export.caption_column, shard_size=cfg.export.shard_size)
+        e = run_export(run_dir, subset, to, caption_column=cfg.export.caption_column, shard_size=cfg.export.shard_size,
+                       overwrite=cfg.export.overwrite)
         typer.echo(f"exported {e.written} samples in {len(e.shards)} shards to {to}")
         result["export"] = e.__dict__
     return result

@@ -12,6 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,14 +52,29 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
+STAGING = ".altsift-export-staging"
+
+
 def export(run_dir: str | Path, subset_path: str | Path, out_dir: str | Path,
-           caption_column: str | None = None, shard_size: int = 10_000, progress: bool = True) -> ExportSummary:
+           caption_column: str | None = None, shard_size: int = 10_000, progress: bool = True,
+           overwrite: bool = False) -> ExportSummary:
+    """Write the subset's samples as new shards under ``out_dir``.
+
+    Shards are written into ``out_dir/.altsift-export-staging/`` and moved into ``out_dir`` only when the
+    whole export succeeded, so a killed export leaves no partial shard set behind (a rerun starts over).
+    ``overwrite`` replaces the ``{:08d}.tar`` / ``{:08d}_stats.json`` files of an earlier export.
+    """
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     if out_dir.resolve() in (run_dir.resolve(), (run_dir / "scores").resolve()):
         raise ConfigError("--to must be a new folder, not the run directory or its scores folder")
-    if out_dir.exists() and any(out_dir.glob("*.tar")):
-        raise ConfigError(f"{out_dir} already holds .tar shards; choose an empty folder")
+    old = _exported_files(out_dir)
+    if old and not overwrite:
+        raise ConfigError(f"{out_dir} already holds exported shards; choose an empty folder or pass --overwrite")
     subset = load_subset(subset_path)
+    staging = out_dir / STAGING
+    if staging.exists():
+        log.info("removing %s left by an interrupted export", staging)
+        shutil.rmtree(staging)
     captions: dict[str, Any] = {}
     side = Path(subset_path).with_suffix(".parquet")
     if caption_column and side.exists():
@@ -68,7 +86,8 @@ def export(run_dir: str | Path, subset_path: str | Path, out_dir: str | Path,
         raise ConfigError(f"no score tables in {run_dir}/scores")
     written = 0
     seen: set[str] = set()
-    with ShardWriter(out_dir, shard_size=shard_size) as writer:
+    used_keys: set[str] = set()
+    with ShardWriter(staging, shard_size=shard_size) as writer:
         for f in tqdm(files, unit="shard", desc="export", disable=not progress):
             t = pq.read_table(f)
             meta = json.loads((t.schema.metadata or {}).get(tables.SHARD_META_KEY, b"{}"))
@@ -116,10 +135,32 @@ def export(run_dir: str | Path, subset_path: str | Path, out_dir: str | Path,
                         text = new
                 members["txt"] = (text or "").encode("utf-8")
                 members["json"] = json.dumps(js, default=_jsonable).encode("utf-8")
-                writer.write(r["key"].replace("/", "_"), members)
+                key = r["key"].replace("/", "_")
+                if key in used_keys:  # two source shards reuse a key: keep members of samples apart
+                    key = f"{r['shard']}_{key}"
+                    js["source_key"] = r["key"]
+                    members["json"] = json.dumps(js, default=_jsonable).encode("utf-8")
+                used_keys.add(key)
+                writer.write(key, members)
                 written += 1
+    for f in old:
+        f.unlink()
+    shards = []
+    for f in sorted(staging.iterdir()):
+        os.replace(f, out_dir / f.name)
+        if f.suffix == ".tar":
+            shards.append(str(out_dir / f.name))
+    staging.rmdir()
     summary = ExportSummary(selected=int(len(subset)), written=written, missing=int(len(subset)) - written,
-                            shards=[str(p) for p in writer.shards])
+                            shards=shards)
     if summary.missing:
         log.warning("%d selected uids were not found in the run's shards", summary.missing)
     return summary
+
+
+def _exported_files(out_dir: Path) -> list[Path]:
+    """The shard and stats files an earlier export wrote (``{:08d}.tar``, ``{:08d}_stats.json``)."""
+    if not out_dir.is_dir():
+        return []
+    pat = re.compile(r"^\d{8}(\.tar|_stats\.json)$")
+    return sorted(f for f in out_dir.iterdir() if f.is_file() and pat.match(f.name))
