@@ -125,3 +125,49 @@ def test_image_based_kmeans_on_pool_and_intersect(tmp_path):
     assert [s.name for s in sel.steps] == ["clip_score", "caption_prefilter", "image_cluster"]
     with pytest.raises(ConfigError, match="no arrays|'l14_img'"):
         get_preset("image_based")({**opts, "embeddings": "l14_img"}).apply(Pool(df=df))
+
+
+def test_image_based_trains_kmeans_on_caption_filtered_rows(tmp_path, monkeypatch):
+    import altsift.cluster as cluster
+
+    df, emb, base = _image_pool(np.random.default_rng(1))
+    np.save(tmp_path / "ref.npy", base[[0, 2]])
+    seen = {}
+    real = cluster.fit_kmeans
+
+    def spy(x, **kw):
+        seen["n"] = len(x)
+        return real(x, **kw)
+
+    monkeypatch.setattr(cluster, "fit_kmeans", spy)
+    opts = {"reference": str(tmp_path / "ref.npy"), "k": 3, "niter": 20, "seed": 0}
+    _run("image_based", df, {"clip_image_emb": emb}, **opts)
+    assert seen["n"] == 10  # rows 1 (one word) and 2 (French) fail the caption pre-filter, as in DataComp
+    _run("image_based", df, {"clip_image_emb": emb}, train_on="all", **opts)
+    assert seen["n"] == 12
+
+
+def test_image_based_width_mismatch_is_a_clear_error(tmp_path):
+    df, emb, base = _image_pool(np.random.default_rng(0))
+    np.save(tmp_path / "ref768.npy", np.ones((2, 768), np.float32))
+    with pytest.raises(ConfigError, match="8-d but reference .* 768-d"):
+        _run("image_based", df, {"clip_image_emb": emb}, reference=str(tmp_path / "ref768.npy"), k=3)
+    np.save(tmp_path / "ref.npy", base[[0]])
+    np.save(tmp_path / "cent.npy", np.ones((3, 16), np.float32))
+    with pytest.raises(ConfigError, match="centroids .* 16-d"):
+        _run("image_based", df, {"clip_image_emb": emb}, reference=str(tmp_path / "ref.npy"),
+             centroids=str(tmp_path / "cent.npy"))  # fmt: skip
+
+
+def test_local_copy_of_a_datacomp_pickle_is_trusted(tmp_path, monkeypatch):
+    import torch
+
+    from altsift.models import assets
+
+    arr = np.arange(6, dtype=np.float32).reshape(2, 3)
+    p = tmp_path / "medium_centroids_l14.pt"
+    torch.save(arr, p)  # a numpy array inside a torch file, as DataComp's centroid files are
+    with pytest.raises(ConfigError, match="could not read"):
+        assets.load_embeddings(str(p))  # unknown file: weights_only=True refuses the pickle
+    monkeypatch.setitem(assets.DATACOMP_ASSETS, "medium_centroids", ("u/medium_centroids_l14.pt", assets.sha256(p)))
+    np.testing.assert_array_equal(assets.load_embeddings(str(p)), arr)

@@ -4,7 +4,9 @@ URLs and sha256 sums are copied from ``mlfoundations/datacomp:baselines/utils.py
 The files themselves could not be fetched from this build environment, so the sums are DataComp's,
 not re-computed here; a file whose sum does not match is rejected. Spec forms accepted by
 :func:`resolve_asset`: a local path (used as is, no hash check) or ``datacomp:NAME``.
-Cache: ``$ALTSIFT_CACHE_DIR/datacomp`` (default ``~/.cache/altsift/datacomp``).
+Cache: ``$ALTSIFT_CACHE_DIR/datacomp`` (default ``~/.cache/altsift/datacomp``); DataComp's own cache
+``~/.cache/datacomp`` is looked in too. A local ``.pt`` whose sha256 is one of DataComp's is loaded as trusted
+(those files are pickled and need ``weights_only=False``); any other ``.pt`` is loaded with ``weights_only=True``.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ DATACOMP_ASSETS: dict[str, tuple[str, str]] = {
         "3f62e5f8ae3a715ce84e422846fcfce1536d184455ea234790c4a6465c4c6726",
     ),
 }
+#: where DataComp's own ``download`` caches these files (looked up too, never written)
+DATACOMP_CACHE = Path("~/.cache/datacomp").expanduser()
 # groups: one name standing for several files (concatenated in order)
 ASSET_GROUPS = {"in1k_clip_vit_l14": [f"in1k_clip_vit_l14_{i}" for i in range(5)]}
 
@@ -83,6 +87,9 @@ def fetch(name: str, root: Path | None = None, download: bool = True) -> Path:
     target = root / Path(url).name
     if target.is_file() and sha256(target) == digest:
         return target
+    theirs = DATACOMP_CACHE / Path(url).name  # already fetched by DataComp's own baselines/utils.py
+    if theirs.is_file() and sha256(theirs) == digest:
+        return theirs
     hint = (
         f"download {url} (sha256 {digest}) on a machine with internet access and place it at {target}, "
         "or pass a local file path instead of 'datacomp:...'"
@@ -114,7 +121,9 @@ def resolve_asset(spec: str) -> list[tuple[Path, bool]]:
     p = Path(spec).expanduser()
     if not p.exists():
         raise ConfigError(f"file not found: {p}")
-    return [(p, False)]
+    # a local copy of a DataComp asset (e.g. its pickled centroid .pt) is as trusted as a fetched one
+    known = p.suffix == ".pt" and p.is_file() and sha256(p) in {d for _, d in DATACOMP_ASSETS.values()}
+    return [(p, known)]
 
 
 def load_embeddings(spec: str | list[str]) -> np.ndarray:
@@ -139,7 +148,10 @@ def _load_one(path: Path, verified: bool) -> np.ndarray:
     try:
         obj: Any = torch.load(path, map_location="cpu", weights_only=not verified)
     except Exception as e:
-        raise ConfigError(f"could not read {path} as a tensor file ({e}); save it as .npy instead") from None
+        raise ConfigError(
+            f"could not read {path} as a tensor file ({e}); save it as .npy instead (np.save), or use the "
+            "file exactly as DataComp published it (its sha256 marks it as trusted)"
+        ) from None
     if isinstance(obj, dict):
         obj = obj.get("image_features", next(iter(obj.values())))
     return (

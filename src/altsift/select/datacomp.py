@@ -224,7 +224,11 @@ class ImageBasedOptions(PresetOptions):
     )
     k: int = Field(100_000, ge=1, description="clusters (DataComp: 100000)")
     niter: int = 20
-    sample_ratio: float = Field(1.0, gt=0, le=1, description="share of the pool used to train k-means")
+    sample_ratio: float = Field(1.0, gt=0, le=1, description="share of the training rows used to train k-means")
+    train_on: Literal["caption_filtered", "all"] = Field(
+        "caption_filtered",
+        description="rows k-means is trained on (DataComp's image_based_clustering.py: caption-filtered by default)",
+    )
     seed: int = 0
     text_column: str = "text"
     lang_column: str = "lang"
@@ -239,25 +243,42 @@ def caption_prefilter(df: pd.DataFrame, text_column: str, lang_column: str) -> n
     return english(df, lang_column) & ok
 
 
-def image_condition(pool: Pool, o: ImageBasedOptions, rows: np.ndarray) -> tuple[np.ndarray, dict]:
-    """Samples (among ``rows``) whose nearest centroid is the nearest centroid of a reference embedding."""
+def image_condition(
+    pool: Pool, o: ImageBasedOptions, rows: np.ndarray, train_rows: np.ndarray | None = None
+) -> tuple[np.ndarray, dict]:
+    """Samples (among ``rows``) whose nearest centroid is the nearest centroid of a reference embedding.
+
+    Without precomputed ``centroids``, k-means is trained on ``train_rows`` (all rows when None).
+    """
     from altsift.cluster import KMeansModel, fit_kmeans
     from altsift.models.assets import load_embeddings
 
     emb = pool.array(o.embeddings)
     if len(emb) != len(pool.df):
         raise ConfigError(f"array '{o.embeddings}' has {len(emb)} rows, the pool {len(pool.df)}")
+    ref = load_embeddings(o.reference)
+    _same_width(emb, ref, f"pool embeddings '{o.embeddings}'", f"reference '{o.reference}'")
     if o.centroids:
         km = KMeansModel(centroids=load_embeddings(o.centroids), metric="ip")
+        _same_width(emb, km.centroids, f"pool embeddings '{o.embeddings}'", f"centroids '{o.centroids}'")
     else:
-        km = fit_kmeans(emb, k=o.k, niter=o.niter, sample_ratio=o.sample_ratio, seed=o.seed, metric="ip")
-    ref = load_embeddings(o.reference)
+        train = emb if train_rows is None or o.train_on == "all" else emb[np.flatnonzero(train_rows)]
+        km = fit_kmeans(train, k=o.k, niter=o.niter, sample_ratio=o.sample_ratio, seed=o.seed, metric="ip")
     target = np.unique(km.assign(ref))
     labels = np.full(len(emb), -1, dtype=np.int64)
     idx = np.flatnonzero(rows)
     labels[idx] = km.assign(emb[idx])
     keep = np.isin(labels, target[target >= 0])
     return keep, {"k": km.k, "target_clusters": len(target), "embeddings": o.embeddings}
+
+
+def _same_width(a: np.ndarray, b: np.ndarray, what_a: str, what_b: str) -> None:
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ConfigError(
+            f"{what_a} are {a.shape[-1]}-d but {what_b} are {b.shape[-1]}-d: they must come from the same CLIP "
+            "(DataComp's references and centroids are ViT-L/14, 768-d: score with an L/14 and set embeddings, "
+            "use the metadata's l14_img, or give references of your model)"
+        )
 
 
 @register_preset
@@ -271,8 +292,9 @@ class ImageBased(Preset):
     def apply(self, pool: Pool) -> Selection:
         o = self.options
         log = _Log(len(pool.df))
-        log.add("caption_prefilter", caption_prefilter(pool.df, o.text_column, o.lang_column))
-        cond, detail = image_condition(pool, o, log.mask)
+        caption_ok = caption_prefilter(pool.df, o.text_column, o.lang_column)
+        log.add("caption_prefilter", caption_ok)
+        cond, detail = image_condition(pool, o, log.mask, train_rows=caption_ok)
         log.add("image_cluster", cond, **detail)
         return log.result()
 
@@ -304,7 +326,9 @@ class ImageBasedIntersectClipScore(Preset):
         log = _Log(len(pool.df))
         cond, detail = clip_condition(pool.df, clip_opts)
         log.add("clip_score", cond, **detail)
-        log.add("caption_prefilter", caption_prefilter(pool.df, o.text_column, o.lang_column))
-        cond, detail = image_condition(pool, o, log.mask)
+        caption_ok = caption_prefilter(pool.df, o.text_column, o.lang_column)
+        log.add("caption_prefilter", caption_ok)
+        # the clusters are the image_based ones (trained on the caption-filtered pool, not on the CLIP top)
+        cond, detail = image_condition(pool, o, log.mask, train_rows=caption_ok)
         log.add("image_cluster", cond, **detail)
         return log.result()
