@@ -159,7 +159,7 @@ def load_pool_array(source: str | Path, name: str) -> np.ndarray:
         if kind == "run":
             ap = array_path(Path(source), name, f.stem)
             if not ap.exists():
-                hint = (" (rerun `altsift score` with --set clip.save_embeddings=true; the clip signal is recomputed, others kept)"
+                hint = (" (rerun `altsift score` with --set clip.save_embeddings=true; the clip signal and those reading it are recomputed, the rest kept)"
                         if name.startswith("clip_") else "; score with the option that saves it")
                 raise ConfigError(f"array '{name}' missing for shard {f.stem} ({ap}){hint}")
             parts.append(np.load(ap))
