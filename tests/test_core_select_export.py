@@ -228,3 +228,23 @@ def test_export_keeps_samples_apart_when_source_shards_reuse_keys(tmp_path):
         js = [json.loads(tf.extractfile(m).read()) for m in tf if m.name.endswith(".json")]
     assert len(names) == len(set(names)) == 6 and "00001_k0.json" in names
     assert sorted(j["uid"] for j in js) == sorted(df["uid"]) and any(j.get("source_key") == "k0" for j in js)
+
+
+def test_language_presets_on_datacomp_metadata_compute_lang_on_the_fly(tmp_path):
+    """DataComp metadata has no language column: basic_filter / laion2b compute it from text, as DataComp does."""
+    from helpers_shards import uid_of
+
+    meta = tmp_path / "metadata"
+    meta.mkdir()
+    texts = ["a brown dog running on the beach at sunset", "une maison rouge au bord de la mer en été",
+             "vintage red bicycle leaning against a brick wall", "the dog", "mountain lake with pine trees and snow"]
+    pd.DataFrame({
+        "uid": [uid_of(i) for i in range(5)], "text": texts,
+        "original_width": [512, 512, 150, 512, 512], "original_height": 384,
+        "clip_b32_similarity_score": [0.30, 0.35, 0.31, 0.40, 0.20],
+    }).to_parquet(meta / "00000000.parquet", index=False)
+    df, sel = run_selection(meta, SelectRequest(preset="basic_filter"))
+    assert df["uid"][sel.mask].tolist() == [uid_of(0), uid_of(4)]  # French, small image, 2 words removed
+    assert df["lang"].tolist() == ["en", "fr", "en", "en", "en"]
+    df, sel = run_selection(meta, SelectRequest(preset="laion2b"))
+    assert df["uid"][sel.mask].tolist() == [uid_of(i) for i in (0, 2, 3)]  # English and B/32 >= 0.28

