@@ -100,6 +100,13 @@ def clip_column(df: pd.DataFrame, column: str | None, arch: str | None) -> str:
     )
     for c in cands:
         if c in df.columns:
+            if arch and c != CLIP_COLUMNS[arch]:
+                import logging
+
+                logging.getLogger(__name__).warning(
+                    "arch=%s: the pool has no %s column, using '%s' (the score of whichever CLIP the clip "
+                    "signal ran; check it is a %s model)", arch, CLIP_COLUMNS[arch], c, arch.upper()
+                )
             return c
     raise ConfigError(f"no CLIP score column ({' or '.join(cands)}) in the pool; run the 'clip' signal")
 
