@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -178,6 +178,7 @@ class Scorer:
         self.opts = cfg.score
         self.plans = plan_signals(signal_names, cfg)
         self.runners = {p.name: SignalRunner(p) for p in self.plans}
+        self._tick: Callable[[int], None] = lambda n: None  # progress per batch, set by score()
 
     # ------------------------------------------------------------------ shards
     def score(self, inputs: list[str], retry_errors: bool = False) -> ScoreSummary:
@@ -191,6 +192,15 @@ class Scorer:
         with ThreadPoolExecutor(self.opts.decode_threads, thread_name_prefix="decode") as pool, tqdm(
             total=len(paths), unit="shard", disable=not self.opts.progress, desc="score"
         ) as bar:
+            live = [0]  # samples through the models so far, updated per batch (a shard can be large)
+
+            def tick(n: int) -> None:
+                live[0] += n
+                bar.set_postfix(samples=live[0], samples_s=f"{live[0] / max(time.time() - t0, 1e-9):.1f}",
+                                skipped=summary.shards_skipped, refresh=False)
+                bar.refresh()
+
+            self._tick = tick
             for path, name in zip(paths, names, strict=True):
                 try:
                     done = self.score_shard(path, name, pool, retry_errors, summary, statuses)
@@ -204,8 +214,6 @@ class Scorer:
                     done = 0
                 summary.samples_scored += done
                 bar.update(1)
-                el = max(time.time() - t0, 1e-9)
-                bar.set_postfix(samples_s=f"{summary.samples_scored / el:.1f}", skipped=summary.shards_skipped)
         summary.status_counts = dict(statuses)
         summary.seconds = round(time.time() - t0, 3)
         if summary.shards_skipped:
@@ -312,6 +320,7 @@ class Scorer:
                 r.pop("image", None)
                 r.pop("_image_bytes", None)
             offset += n
+            self._tick(n)
         cols: dict[str, pa.Array] = {
             c: pa.array([r.get(c) for r in rows], type=_BASE_TYPES[c]) for c in BASE_COLUMNS
         }
