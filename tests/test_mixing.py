@@ -111,3 +111,12 @@ def test_custom_columns_and_errors():
         "clip_score_synthetic",
         "synthetic_caption",
     )
+
+
+def test_list_valued_score_column_is_a_clear_error():
+    from altsift.select.base import require_column
+
+    df = pd.DataFrame({"s": [[0.1, 0.2], None], "ok": [0.5, None]})
+    with pytest.raises(ConfigError, match="holds list values"):
+        require_column(df, "s")
+    assert require_column(df, "ok")[0] == 0.5

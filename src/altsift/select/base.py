@@ -97,7 +97,15 @@ def require_column(df: pd.DataFrame, col: str) -> np.ndarray:
     """Column as float array, or a clear error naming the available columns."""
     if col not in df.columns:
         raise ConfigError(f"column '{col}' is not in the score tables. Available: {', '.join(df.columns)}")
-    return pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=np.float64)
+    s = df[col]
+    if s.dtype == object:
+        first = next((v for v in s if v is not None and not (isinstance(v, float) and np.isnan(v))), None)
+        if first is not None and not isinstance(first, int | float | np.number | bool):
+            raise ConfigError(
+                f"column '{col}' holds {type(first).__name__} values, not numbers (e.g. one score per caption); "
+                "score a single text column into it, or reduce it first"
+            )
+    return pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64)
 
 
 @dataclass
