@@ -123,3 +123,38 @@ def test_cli_pool_and_bench(models, tmp_path):
     )
     assert r.exit_code == 0, r.output
     assert "| basic |" in r.output and (tmp_path / "b" / "results.json").is_file()
+
+
+def test_bench_strategies_agree_with_the_shipped_select_presets():
+    """The bench's strategies are the presets users run: same masks and captions on the same table."""
+    import pandas as pd
+
+    from altsift.select.base import Pool, get_preset
+
+    rng = np.random.default_rng(0)
+    n = 400
+    df = pd.DataFrame({
+        "text": [f"raw {i}" for i in range(n)],
+        "caption": [f"syn {i}" for i in range(n)],
+        "clip_score": rng.uniform(0, 1, n).round(2),  # rounded: ties at the threshold are exercised too
+        "caption_clip_score": rng.uniform(0, 1, n).round(2),
+        "sieve_score": rng.uniform(0, 1, n),
+        "basic_pass": rng.random(n) < 0.5,
+    })
+    s = strategies(0.3)
+
+    def preset(name, **opts):
+        return get_preset(name)(opts).apply(Pool(df=df))
+
+    assert (s["clip_top"][1](df).mask == preset("clip_score", column="clip_score", fraction=0.3).mask).all()
+    assert (s["basic"][1](df).mask == preset("basic_filter").mask).all()
+    fused = preset("sieve", weights={"sieve_score": 0.5, "clip_score": 0.5}, fraction=0.3)
+    assert (s["sieve_clip_fusion"][1](df).mask == fused.mask).all()
+    assert (s["sieve_top"][1](df).mask == preset("sieve", weights={"sieve_score": 1.0}, fraction=0.3).mask).all()
+    for name, pname in (("mix_raw_top_cap_rest", "mix_raw_top_synthetic_rest"),
+                        ("mix_raw_top_cap_rest_filtered", "mix_raw_top_synthetic_rest_filtered")):
+        ours = s[name][1](df)
+        sel = preset(pname, synthetic_score="caption_clip_score", synthetic_text="caption", raw_fraction=0.3)
+        assert (ours.mask == sel.mask).all(), name
+        kept = np.flatnonzero(sel.mask)
+        assert [ours.captions[i] for i in kept] == [sel.columns["caption"][i] for i in kept], name
