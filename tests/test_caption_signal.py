@@ -131,3 +131,25 @@ def test_from_file_csv_list_column_is_parsed(tmp_path):
     q = tmp_path / "json_lists.csv"
     q.write_text('uid,captions\na,"[""x"", ""y""]"\n')
     assert load_caption_file(str(q)) == {"a": ["x", "y"]}
+
+
+def test_edited_caption_file_is_read_again_on_rerun(tmp_path):
+    import os
+
+    from altsift.config import build_config
+    from altsift.io.tables import load_pool
+    from altsift.pipeline.score import score
+    from helpers_shards import make_shards, uid_of
+
+    shards = [str(p) for p in make_shards(tmp_path / "in", n_shards=2, per_shard=2)]
+    caps = tmp_path / "caps.csv"
+    pd.DataFrame({"uid": [uid_of(i) for i in range(4)], "caption": ["old"] * 4}).to_csv(caps, index=False)
+    cfg = build_config({"signals": ["caption"], "caption": {"from_file": str(caps)}, "score": {"progress": False}})
+    score(shards, tmp_path / "run", cfg.signals, cfg)
+    assert score(shards, tmp_path / "run", cfg.signals, cfg).shards_skipped == 2  # unchanged: resumed
+    pd.DataFrame({"uid": [uid_of(i) for i in range(4)], "caption": ["new"] * 4}).to_csv(caps, index=False)
+    st = caps.stat()
+    os.utime(caps, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))  # a clearly later mtime
+    s = score(shards, tmp_path / "run", cfg.signals, cfg)
+    assert s.shards_skipped == 0
+    assert set(load_pool(tmp_path / "run")["synthetic_caption"]) == {"new"}

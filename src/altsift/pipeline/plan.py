@@ -45,7 +45,11 @@ class SignalPlan:
         return bool(getattr(self._probe(), "needs_image", True))
 
     def fingerprint(self) -> dict[str, Any]:
-        return self.options.model_dump(mode="json", exclude=set(RUNTIME_OPTION_KEYS))
+        fp = self.options.model_dump(mode="json", exclude=set(RUNTIME_OPTION_KEYS))
+        extra = self._probe().input_fingerprint()
+        if extra is not None:
+            fp["_inputs"] = extra
+        return fp
 
     def instantiate(self) -> Signal:
         return self.cls(self.options)

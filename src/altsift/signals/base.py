@@ -69,6 +69,10 @@ class Signal:
         """Signals this instance reads from (override when options change the set)."""
         return self.requires
 
+    def input_fingerprint(self) -> Any:
+        """JSON-able identity of inputs outside the shards (e.g. a caption file); a change recomputes."""
+        return None
+
     def output_array_columns(self) -> tuple[str, ...]:
         """Array columns this instance writes (override when options change the set)."""
         return self.array_columns

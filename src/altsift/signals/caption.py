@@ -121,6 +121,13 @@ class CaptionSignal(Signal):
     Options = CaptionOptions
     columns: ClassVar[tuple[str, ...]] = ("synthetic_captions", "synthetic_caption")
 
+    def input_fingerprint(self) -> list[list[Any]] | None:
+        """Name, size and mtime of each ``from_file`` file: an edited caption file is read again."""
+        if not self.options.from_file:  # type: ignore[attr-defined]
+            return None
+        return [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns]
+                for p in _expand(self.options.from_file)]  # type: ignore[attr-defined]
+
     @property  # type: ignore[override]
     def needs_image(self) -> bool:  # per instance, from options only (the runner probes it before __init__)
         return not self.options.from_file  # type: ignore[attr-defined]
