@@ -78,6 +78,10 @@ class TextRemovalOptions(SignalOptions):
     radius: float = 3.0
     dilation: int = 2
     co_match: Literal["exact", "fuzzy"] = "exact"
+    # the fuzzy matcher's rules for co_match=fuzzy (same meaning and defaults as the parrot signal's)
+    fuzzy_threshold: float = 0.8
+    substring_min_len: int = 4
+    max_concat: int = 4
     random_baselines: bool = True
     seed: int = 42
     max_side: int | None = None  # downscale (image and polygons) before inpainting; None = source size
@@ -128,11 +132,12 @@ class TextRemovalSignal(Signal):
         if not o.score_rows_without_text:
             idx = [i for i in idx if batch["has_text"][i]]
         images, all_polys, co_polys = [], [], []
+        rules = FuzzyRules(o.fuzzy_threshold, o.substring_min_len, o.max_concat)
         for i in idx:
             im = batch["image"][i].convert("RGB")
             polys = as_polygons(batch["ocr_polygons"][i])
             strings = [] if batch["ocr_strings"][i] is None else [str(s) for s in batch["ocr_strings"][i]]
-            co = co_emb_boxes(strings, batch["text"][i], fuzzy=o.co_match == "fuzzy", rules=FuzzyRules())
+            co = co_emb_boxes(strings, batch["text"][i], fuzzy=o.co_match == "fuzzy", rules=rules)
             if o.max_side and max(im.size) > o.max_side:
                 s = o.max_side / max(im.size)
                 dst = (max(1, round(im.width * s)), max(1, round(im.height * s)))
