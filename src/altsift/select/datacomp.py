@@ -8,11 +8,13 @@ and are never kept). Deviations from DataComp, all forced by offline / open tool
   it computed on the fly from ``text``, as DataComp's ``apply_filter.py`` does;
 - ``text_based``: WordNet 3.0 from the bundled table (:mod:`altsift.select.wordnet`), same semantics
   as NLTK's ``synsets(word)[0].offset()``;
-- ``image_based``: centroids are trained on the pool (or given: ``datacomp:<scale>_centroids``).
+- ``image_based``: centroids are trained on the caption-filtered pool, as DataComp's
+  ``image_based_clustering.py`` does by default (or given: ``datacomp:<scale>_centroids``).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Literal
 
@@ -32,6 +34,7 @@ from altsift.select.base import (
     require_column,
 )
 
+logger = logging.getLogger(__name__)
 CLIP_COLUMNS = {"b32": "clip_b32_similarity_score", "l14": "clip_l14_similarity_score"}
 _FT_SPACE = re.compile(r"[ \n\r\t\v\f\x00]+")
 
@@ -53,13 +56,11 @@ def ensure_basic_columns(df: pd.DataFrame) -> bool:
         return True
     if not {"text", "original_width", "original_height"} <= set(df.columns):
         return False
-    import logging
-
     from altsift.signals.basic import BasicSignal
 
-    logging.getLogger(__name__).info(
-        "the pool has no 'lang' / 'basic_pass' columns: computing them for %d captions (fastText lid.176)", len(df)
-    )
+    logger.info("the pool has no 'lang' / 'basic_pass' columns: computing them for %d captions (fastText lid.176)",
+             len(df))
+
     def side(col: str) -> list[int | None]:
         v = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=np.float64)
         return [int(x) if np.isfinite(x) and x > 0 else None for x in v]
@@ -101,9 +102,7 @@ def clip_column(df: pd.DataFrame, column: str | None, arch: str | None) -> str:
     for c in cands:
         if c in df.columns:
             if arch and c != CLIP_COLUMNS[arch]:
-                import logging
-
-                logging.getLogger(__name__).warning(
+                logger.warning(
                     "arch=%s: the pool has no %s column, using '%s' (the score of whichever CLIP the clip "
                     "signal ran; check it is a %s model)", arch, CLIP_COLUMNS[arch], c, arch.upper()
                 )
