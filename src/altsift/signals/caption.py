@@ -12,8 +12,8 @@ exact values are UNVERIFIED (their released captions were sampled at temperature
 
 ``from_file``: reuse captions computed elsewhere (e.g. the released BLIP-2 captions of the DataComp
 medium pool, HF ``thaottn/DataComp_medium_pool_BLIP2_captions``). A CSV or parquet file (or a glob /
-comma-separated list of them) keyed by uid: columns ``uid`` and either a caption column (``blip2-cap`` as
-released, or ``caption``; one row per caption, several rows per uid allowed) or ``captions`` (a list; in a
+comma-separated list of them) keyed by uid: columns ``uid`` and either a caption column (``blip2-cap``, the
+header the released files are reported to use, or ``caption``; one row per caption, several rows per uid allowed) or ``captions`` (a list; in a
 CSV written as a JSON or Python list). No model is loaded and images are not decoded.
 """
 
