@@ -25,8 +25,8 @@ import numpy as np
 from PIL import Image
 from skimage import data
 
+from altsift.analysis.probe import overlay_text
 from altsift.models.ocr import RapidOCRSpotter
-from altsift.probe import overlay_text
 from altsift.signals.parrot import cotr, cotr_fuzzy
 from altsift.signals.text_removal import inpaint
 

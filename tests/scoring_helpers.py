@@ -6,6 +6,8 @@ import sys
 import time
 from typing import ClassVar
 
+import pyarrow as pa
+
 from altsift.signals.base import Signal, SignalOptions
 from altsift.signals.registry import register_signal
 
@@ -21,7 +23,7 @@ class PixelMeanSignal(Signal):
 
     name: ClassVar[str] = "test_pixel_mean"
     Options = SlowOptions
-    columns: ClassVar[tuple[str, ...]] = ("pixel_mean",)
+    column_types: ClassVar[dict] = {"pixel_mean": pa.float64()}
     array_columns: ClassVar[tuple[str, ...]] = ("pixel_hist",)
     calls: ClassVar[int] = 0
 
@@ -50,7 +52,7 @@ class TextLenSignal(Signal):
     name: ClassVar[str] = "test_text_len"
     requires: ClassVar[tuple[str, ...]] = ("basic",)
     needs_image: ClassVar[bool] = False
-    columns: ClassVar[tuple[str, ...]] = ("words_x2",)
+    column_types: ClassVar[dict] = {"words_x2": pa.int64()}
 
     def __call__(self, batch):
         return {"words_x2": [None if w is None else 2 * w for w in batch["caption_num_words"]]}

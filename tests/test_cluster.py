@@ -1,11 +1,11 @@
-"""altsift.cluster: faiss k-means training on a sample, PCA, batched assignment, save/load."""
+"""altsift.select.kmeans: faiss k-means training on a sample, PCA, batched assignment, save/load."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from altsift.cluster import KMeansModel, fit_kmeans
+from altsift.select.kmeans import KMeansModel, fit_kmeans
 
 
 def _blobs(seed=0, n=60, d=16, k=4):

@@ -101,6 +101,8 @@ def test_changed_options_recompute_that_signal_and_dependents(tmp_path):
 def test_failing_signal_isolates_bad_rows(tmp_path):
     from typing import ClassVar
 
+    import pyarrow as pa
+
     from altsift.signals.base import Signal
     from altsift.signals.registry import register_signal
 
@@ -108,7 +110,7 @@ def test_failing_signal_isolates_bad_rows(tmp_path):
     class Flaky(Signal):
         name: ClassVar[str] = "test_flaky"
         needs_image: ClassVar[bool] = False
-        columns: ClassVar[tuple[str, ...]] = ("flaky",)
+        column_types: ClassVar[dict] = {"flaky": pa.float64()}
 
         def __call__(self, batch):
             if any("number 2 " in (t or "") for t in batch["text"]):

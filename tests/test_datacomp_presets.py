@@ -128,7 +128,7 @@ def test_image_based_kmeans_on_pool_and_intersect(tmp_path):
 
 
 def test_image_based_trains_kmeans_on_caption_filtered_rows(tmp_path, monkeypatch):
-    import altsift.cluster as cluster
+    import altsift.select.kmeans as cluster
 
     df, emb, base = _image_pool(np.random.default_rng(1))
     np.save(tmp_path / "ref.npy", base[[0, 2]])

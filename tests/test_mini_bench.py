@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from altsift.mini import world as W
 from altsift.mini.bench import BenchConfig, composition, cotr, run_bench, score_pool, sieve_mask, strategies
-from altsift.mini.models import MiniConfig, build_model, save_checkpoint
+from altsift.mini.networks import MiniConfig, build_model, save_checkpoint
 
 SMALL = {"width": 8, "embed_dim": 32, "text_width": 32, "text_ff": 64, "gru_hidden": 48}
 

@@ -11,7 +11,7 @@ import torch
 from altsift.errors import ModelNotFoundError
 from altsift.mini import world as W
 from altsift.mini.eval import caption_metrics, pair_accuracy, retrieval_r1, zeroshot_accuracy
-from altsift.mini.models import CONFIG_NAME, MiniConfig, build_model, save_checkpoint
+from altsift.mini.networks import CONFIG_NAME, MiniConfig, build_model, save_checkpoint
 from altsift.mini.train import TrainConfig, train_captioner, train_clip
 from altsift.models.base import Captioner, GenerationOptions, ImageTextEncoder, ModelSpec, load_model
 
@@ -43,7 +43,7 @@ def test_clip_round_trip_through_load_model(ckpts):
     emb = enc.encode_images(pil)
     assert emb.shape == (6, 32) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
     assert np.allclose(emb, enc.encode_arrays(pool.images), atol=1e-6)
-    from altsift.mini.models import images_to_tensor
+    from altsift.mini.networks import images_to_tensor
 
     with torch.inference_mode():
         ref = clip.encode_image(images_to_tensor(pool.images)).numpy()
@@ -111,7 +111,7 @@ def test_metrics_on_constructed_cases():
 
 def test_shipped_checkpoints_load_and_web_clip_spots_text():
     from altsift.mini.eval import text_probe
-    from altsift.models.mini import ASSETS
+    from altsift.models.mini_backend import ASSETS
 
     for name in ("web_clip", "captioner"):
         d = ASSETS / name

@@ -9,10 +9,10 @@ import pytest
 from PIL import Image
 from skimage import data
 
+from altsift.analysis.probe import overlay_text
 from altsift.errors import ModelNotFoundError
 from altsift.models.base import ModelSpec, TextBox, load_model
 from altsift.models.ocr import RapidOCRSpotter, TesseractSpotter, parse_tesseract_tsv, reading_order
-from altsift.probe import overlay_text
 from altsift.signals.ocr import OCRSignal, text_area
 from altsift.signals.parrot import normalize_word
 

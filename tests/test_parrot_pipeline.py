@@ -10,8 +10,8 @@ from PIL import Image
 from skimage import data
 from typer.testing import CliRunner
 
+from altsift.analysis.probe import overlay_text
 from altsift.cli import _load_commands, app
-from altsift.probe import overlay_text
 from helpers_clip import make_tiny_clip
 from helpers_shards import sample, write_tar
 

@@ -7,9 +7,9 @@ import pytest
 from PIL import Image
 from skimage import data
 
+from altsift.analysis.probe import overlay_text
 from altsift.models.base import ModelSpec, load_model
 from altsift.models.ocr import RapidOCRSpotter
-from altsift.probe import overlay_text
 from altsift.signals.text_removal import TextRemovalSignal, inpaint, polygon_mask, rescale_polygons
 from helpers_clip import make_tiny_clip
 

@@ -9,11 +9,18 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-import altsift.cli.probe  # noqa: F401  (registers the commands)
+import altsift.cli.analysis  # noqa: F401  (registers the commands)
+from altsift.analysis.clusters import cluster_stats, run_cluster
+from altsift.analysis.probe import (
+    STYLES,
+    default_font_path,
+    ngram_counts,
+    render_text,
+    sync_score,
+    vocab_stats,
+)
 from altsift.cli import app
-from altsift.clusters_cmd import cluster_stats, run_cluster
 from altsift.models.base import ModelSpec, load_model
-from altsift.probe import STYLES, default_font_path, ngram_counts, render_text, sync_score, vocab_stats
 from helpers_clip import make_tiny_clip
 
 

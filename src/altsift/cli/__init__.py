@@ -27,7 +27,7 @@ app = typer.Typer(
 # Sub-command modules; each adds its commands to ``app`` on import.
 _COMMAND_MODULES = (
     "altsift.cli.core",
-    "altsift.cli.probe",
+    "altsift.cli.analysis",
     "altsift.cli.bench",
     "altsift.cli.report",
 )

@@ -32,7 +32,7 @@ import pandas as pd
 from altsift.errors import ConfigError
 from altsift.mini import world as W
 from altsift.mini.eval import caption_metrics, evaluate, text_probe
-from altsift.mini.models import save_checkpoint
+from altsift.mini.networks import save_checkpoint
 from altsift.mini.train import TrainConfig, train_captioner, train_clip
 from altsift.models.base import GenerationOptions, ModelSpec, load_model
 from altsift.select.base import fuse, get_threshold
@@ -80,7 +80,7 @@ def train_shipped_models(
     probe = W.make_probe_set(500)
     report: dict[str, Any] = {}
 
-    from altsift.models.mini import MiniCaptioner, MiniClipEncoder
+    from altsift.models.mini_backend import MiniCaptioner, MiniClipEncoder
 
     pool = W.make_pool(p.clip_pool, p.clip_shares, seed=p.seed + 101)
     cfg = TrainConfig(steps=p.clip_steps, batch_size=256, seed=p.seed, eval_at=(p.clip_steps,))
@@ -442,7 +442,7 @@ def run_bench(
     score_s = time.perf_counter() - t0
     progress(f"scored in {score_s:.1f}s")
 
-    from altsift.models.mini import MiniClipEncoder
+    from altsift.models.mini_backend import MiniClipEncoder
 
     known = strategies(cfg.fraction)
     if unknown := [s for s in cfg.only if s not in known]:

@@ -16,7 +16,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from altsift.mini.models import MiniConfig, TinyCaptioner, TinyCLIP, Tokenizer, build_model, images_to_tensor
+from altsift.mini.networks import (
+    MiniConfig,
+    TinyCaptioner,
+    TinyCLIP,
+    Tokenizer,
+    build_model,
+    images_to_tensor,
+)
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,8 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict
 
-from altsift.errors import ModelNotFoundError
+from altsift.errors import ConfigError, ModelNotFoundError
+from altsift.registry import Registry
 
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["fp32", "fp16", "bf16"]
@@ -184,15 +185,20 @@ def model_not_found(role: str, spec: ModelSpec, detail: str = "") -> ModelNotFou
     return ModelNotFoundError(msg)
 
 
-# Backend registries: role -> backend name -> loader(spec) -> adapter. Adapter modules register here.
+# Backend registries: one per role, backend name -> loader(spec) -> adapter. Adapter modules register here.
 Loader = Callable[[ModelSpec], Any]
-_LOADERS: dict[str, dict[str, Loader]] = {
-    "image_text": {},
-    "captioner": {},
-    "text": {},
-    "spotter": {},
+_ADAPTER_MODULES = (
+    "altsift.models.hf_clip",
+    "altsift.models.open_clip_adapter",
+    "altsift.models.mini_backend",
+    "altsift.models.sentence",
+    "altsift.models.captioners",
+    "altsift.models.ocr",
+)
+BACKENDS: dict[str, Registry[Loader]] = {
+    role: Registry(f"{role} backend", _ADAPTER_MODULES) for role in ("image_text", "captioner", "text", "spotter")
 }
-_DETECTORS: dict[str, list[Callable[[ModelSpec], str | None]]] = {k: [] for k in _LOADERS}
+_DETECTORS: dict[str, list[Callable[[ModelSpec], str | None]]] = {k: [] for k in BACKENDS}
 
 
 def register_backend(role: str, backend: str, detect: Callable[[ModelSpec], bool] | None = None):
@@ -202,7 +208,7 @@ def register_backend(role: str, backend: str, detect: Callable[[ModelSpec], bool
     """
 
     def deco(fn: Loader) -> Loader:
-        _LOADERS[role][backend] = fn
+        BACKENDS[role].register(fn, backend)
         if detect is not None:
             _DETECTORS[role].append(lambda s, b=backend: b if detect(s) else None)
         return fn
@@ -210,33 +216,15 @@ def register_backend(role: str, backend: str, detect: Callable[[ModelSpec], bool
     return deco
 
 
-_ADAPTER_MODULES = (
-    "altsift.models.hf_clip",
-    "altsift.models.open_clip_adapter",
-    "altsift.models.mini",
-    "altsift.models.sentence",
-    "altsift.models.captioners",
-    "altsift.models.ocr",
-)
-
-
-def _import_adapters() -> None:
-    import importlib
-
-    for m in _ADAPTER_MODULES:
-        with contextlib.suppress(ModuleNotFoundError):
-            importlib.import_module(m)
-
-
 def load_model(role: str, spec: ModelSpec, default_backend: str) -> Any:
     """Build the adapter for ``role`` from ``spec`` (``auto`` backend: detectors, else default)."""
-    _import_adapters()
+    registry = BACKENDS[role]
+    registry.load()
     backend = spec.backend
     if backend == "auto":
         backend = next((b for d in _DETECTORS[role] if (b := d(spec))), default_backend)
-    loaders = _LOADERS[role]
-    if backend not in loaders:
-        raise ModelNotFoundError(
-            f"unknown {role} backend '{backend}' for model '{spec.model}'. Known: {', '.join(sorted(loaders))}"
-        )
-    return loaders[backend](spec)
+    try:
+        loader = registry.get(backend)
+    except ConfigError as e:
+        raise ModelNotFoundError(f"model '{spec.model}': {e}") from None
+    return loader(spec)

@@ -26,10 +26,10 @@ from tqdm import tqdm
 
 from altsift.errors import ConfigError
 from altsift.io import tables
+from altsift.io.schema import BASE_COLUMNS
 from altsift.io.shards import IMAGE_EXTS, read_shard
 from altsift.io.uids import contains, load_subset
 from altsift.io.wds_writer import ShardWriter
-from altsift.pipeline.score import BASE_COLUMNS
 
 log = logging.getLogger("altsift.export")
 

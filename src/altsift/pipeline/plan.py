@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
+
 from altsift.config import RunConfig
 from altsift.errors import ConfigError
-from altsift.signals.base import Signal, SignalOptions
+from altsift.signals.base import Resources, Signal, SignalOptions
 from altsift.signals.registry import get_signal
 
 # Options that change speed, not results: changing them does not trigger recomputation.
@@ -43,6 +46,14 @@ class SignalPlan:
     @property
     def needs_image(self) -> bool:
         return bool(getattr(self._probe(), "needs_image", True))
+
+    @property
+    def resources(self) -> Resources:
+        return self._probe().required_resources()
+
+    def schema(self, upstream: Mapping[str, pa.DataType] | None = None) -> dict[str, pa.DataType]:
+        """Declared arrow type of each output column (``upstream``: types of columns planned before)."""
+        return self._probe().output_schema(upstream)
 
     def fingerprint(self) -> dict[str, Any]:
         fp = self.options.model_dump(mode="json", exclude=set(RUNTIME_OPTION_KEYS))
@@ -108,6 +119,14 @@ def _plan_once(
     for n in names:
         visit(n)
     return plans, order
+
+
+def planned_schema(plans: list[SignalPlan], base: Mapping[str, pa.DataType] | None = None) -> dict[str, pa.DataType]:
+    """Column types of a table holding ``base`` columns plus every plan's outputs (dependency order)."""
+    types: dict[str, pa.DataType] = dict(base or {})
+    for p in plans:
+        types.update(p.schema(types))
+    return types
 
 
 def needed_signals(plans: list[SignalPlan], recorded: dict[str, Any]) -> list[SignalPlan]:

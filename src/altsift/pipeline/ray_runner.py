@@ -29,16 +29,10 @@ from tqdm import tqdm
 
 from altsift.config import RunConfig
 from altsift.io import tables
+from altsift.io.schema import BASE_COLUMNS, BASE_TYPES, to_arrow
 from altsift.io.shards import decode_image, expand_inputs, parse_sample, read_shard, shard_names
 from altsift.pipeline.plan import SignalPlan, needed_signals, plan_signals
-from altsift.pipeline.score import (
-    _BASE_TYPES,
-    BASE_COLUMNS,
-    ScoreSummary,
-    SignalRunner,
-    _shard_meta,
-    _to_arrow,
-)
+from altsift.pipeline.score import ScoreSummary, SignalRunner, _shard_meta
 
 log = logging.getLogger("altsift.ray")
 
@@ -216,11 +210,11 @@ def _commit(run_dir: Path, name: str, rows: list[dict[str, Any]], todo: list[Sig
         summary.shards_with_errors[name] = "empty shard: no samples"
     elif error:
         summary.shards_with_errors[name] = str(error)
-    cols: dict[str, pa.Array] = {c: pa.array([_py(r.get(c)) for r in rows], type=_BASE_TYPES[c]) for c in BASE_COLUMNS}
+    cols: dict[str, pa.Array] = {c: pa.array([_py(r.get(c)) for r in rows], type=BASE_TYPES[c]) for c in BASE_COLUMNS}
     skip = set(BASE_COLUMNS) | set(_META) | {c for p in todo for c in p.array_columns}
     extra = sorted({k for r in rows for k in r} - skip)
     for c in extra:
-        cols[c] = _to_arrow([_py(r.get(c)) for r in rows])
+        cols[c] = to_arrow([_py(r.get(c)) for r in rows])
     for p in todo:
         for c in p.array_columns:
             if rows and any(r.get(c) is not None for r in rows):
@@ -232,7 +226,7 @@ def _commit(run_dir: Path, name: str, rows: list[dict[str, Any]], todo: list[Sig
         path = rows[0]["_path"]
     kept = {k: v for k, v in recorded.items() if k not in {p.name for p in todo}}
     kept.update({p.name: p.fingerprint() for p in todo})
-    table = pa.table(cols) if rows else pa.table({c: pa.array([], type=_BASE_TYPES[c]) for c in BASE_COLUMNS})
+    table = pa.table(cols) if rows else pa.table({c: pa.array([], type=BASE_TYPES[c]) for c in BASE_COLUMNS})
     info = {"path": path, "error": summary.shards_with_errors.get(name), "rows": len(rows)}
     tables.write_table_atomic(tables.with_signals_meta(table, kept, info), tables.table_path(run_dir, name))
     for r in rows:

@@ -25,35 +25,12 @@ from tqdm import tqdm
 from altsift.config import RunConfig, ScoreOptions
 from altsift.errors import AltsiftError
 from altsift.io import tables
+from altsift.io.schema import BASE_COLUMNS, BASE_TYPES, to_arrow
 from altsift.io.shards import decode_image, expand_inputs, parse_sample, read_shard, shard_names
-from altsift.pipeline.plan import SignalPlan, needed_signals, plan_signals
+from altsift.pipeline.plan import SignalPlan, needed_signals, plan_signals, planned_schema
 from altsift.signals.base import Signal
 
 log = logging.getLogger("altsift.score")
-
-BASE_COLUMNS = (
-    "uid",
-    "uid_derived",
-    "key",
-    "shard",
-    "text",
-    "status",
-    "error",
-    "original_width",
-    "original_height",
-)
-_BASE_TYPES = {
-    "uid": pa.string(),
-    "uid_derived": pa.bool_(),
-    "key": pa.string(),
-    "shard": pa.string(),
-    "text": pa.string(),
-    "status": pa.string(),
-    "error": pa.string(),
-    "original_width": pa.int64(),
-    "original_height": pa.int64(),
-}
-
 
 @dataclass
 class ScoreSummary:
@@ -178,6 +155,7 @@ class Scorer:
         self.opts = cfg.score
         self.plans = plan_signals(signal_names, cfg)
         self.runners = {p.name: SignalRunner(p) for p in self.plans}
+        self.types = planned_schema(self.plans, BASE_TYPES)  # declared column types of every table
         self._tick: Callable[[int], None] = lambda n: None  # progress per batch, set by score()
 
     # ------------------------------------------------------------------ shards
@@ -322,12 +300,12 @@ class Scorer:
             offset += n
             self._tick(n)
         cols: dict[str, pa.Array] = {
-            c: pa.array([r.get(c) for r in rows], type=_BASE_TYPES[c]) for c in BASE_COLUMNS
+            c: pa.array([r.get(c) for r in rows], type=BASE_TYPES[c]) for c in BASE_COLUMNS
         }
         for c, vals in prior.items():
-            cols[c] = _to_arrow(vals)
+            cols[c] = to_arrow(vals, self.types.get(c))
         for c, vals in outputs.items():
-            cols[c] = _to_arrow(vals)
+            cols[c] = to_arrow(vals, self.types.get(c))
         shard = rows[0]["shard"] if rows else None
         for c, parts in arrays.items():
             if shard is not None and parts:
@@ -339,13 +317,6 @@ class Scorer:
         d.mkdir(exist_ok=True)
         with open(d / "shard_errors.jsonl", "a") as f:
             f.write(json.dumps({"shard": name, "path": str(path), "error": error, "time": time.time()}) + "\n")
-
-
-def _to_arrow(vals: list) -> pa.Array:
-    try:
-        return pa.array(vals)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return pa.array([None if v is None else json.dumps(v, default=str) for v in vals], type=pa.string())
 
 
 def _shard_meta(table: pa.Table | None) -> dict[str, Any]:

@@ -11,8 +11,6 @@ Pool-wide semantics: every fraction / normalisation is computed over the whole p
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -22,6 +20,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from altsift.errors import ConfigError
+from altsift.registry import Registry
 
 
 @dataclass
@@ -153,32 +152,27 @@ class Preset:
         raise NotImplementedError
 
 
-_PRESETS: dict[str, type[Preset]] = {}
-_PRESET_MODULES = (
-    "altsift.select.datacomp",
-    "altsift.select.mixing",
-    "altsift.select.sieve_fusion",
-    "altsift.select.parrot",
+PRESETS: Registry[type[Preset]] = Registry(
+    "preset",
+    (
+        "altsift.select.datacomp",
+        "altsift.select.mixing",
+        "altsift.select.sieve_fusion",
+        "altsift.select.parrot",
+    ),
 )
 
 
 def register_preset(cls: type[Preset]) -> type[Preset]:
-    _PRESETS[cls.name] = cls
-    return cls
+    return PRESETS.register(cls)
 
 
 def available_presets() -> dict[str, type[Preset]]:
-    for m in _PRESET_MODULES:
-        with contextlib.suppress(ModuleNotFoundError):
-            importlib.import_module(m)
-    return dict(_PRESETS)
+    return PRESETS.available()
 
 
 def get_preset(name: str) -> type[Preset]:
-    p = available_presets()
-    if name not in p:
-        raise ConfigError(f"unknown preset '{name}'. Available: {', '.join(sorted(p))}")
-    return p[name]
+    return PRESETS.get(name)
 
 
 Condition = Callable[[pd.DataFrame], np.ndarray]

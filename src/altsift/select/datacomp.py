@@ -292,8 +292,8 @@ def image_condition(
 
     Without precomputed ``centroids``, k-means is trained on ``train_rows`` (all rows when None).
     """
-    from altsift.cluster import KMeansModel, fit_kmeans
     from altsift.models.assets import load_embeddings
+    from altsift.select.kmeans import KMeansModel, fit_kmeans
 
     emb = pool.array(o.embeddings)
     if len(emb) != len(pool.df):

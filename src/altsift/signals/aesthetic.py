@@ -15,17 +15,16 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import pyarrow as pa
 
 from altsift.models.base import (
-    Device,
     ModelSpec,
-    Precision,
     l2_normalize,
     load_model,
     locate,
     model_not_found,
 )
-from altsift.signals.base import Batch, Columns, Signal, SignalOptions, batch_len, ok_rows, scatter
+from altsift.signals.base import Batch, Columns, ModelOptions, Resources, Signal, batch_len, ok_rows, scatter
 from altsift.signals.registry import register_signal
 
 
@@ -76,12 +75,9 @@ def apply_head(
     return h[:, 0]
 
 
-class AestheticOptions(SignalOptions):
+class AestheticOptions(ModelOptions):
     head: str | None = None  # path to the predictor head state dict (required)
     model: str = "openai/clip-vit-large-patch14"  # CLIP image encoder the head was trained on
-    backend: str = "auto"
-    device: Device = "auto"
-    precision: Precision = "fp32"
     activation: Literal["none", "relu"] = "none"
     normalize: bool = True  # L2-normalise embeddings before the head (LAION predictors expect it)
 
@@ -93,6 +89,8 @@ class AestheticSignal(Signal):
     name = "aesthetic"
     Options = AestheticOptions
     columns = ("aesthetic_score",)
+    column_types = {"aesthetic_score": pa.float64()}
+    resources = Resources(cpus=1, gpus=1, memory_gb=2)
     needs_image = True
 
     def __init__(self, options: AestheticOptions | dict | None = None, encoder: object | None = None) -> None:
@@ -106,10 +104,7 @@ class AestheticSignal(Signal):
                 "set --set aesthetic.head=/path/to/sac+logos+ava1-l14-linearMSE.pth (LAION improved-aesthetic-predictor)",
             )
         self.layers = load_head_layers(head)
-        spec = ModelSpec(
-            model=o.model, backend=o.backend, device=o.device, precision=o.precision, batch_size=o.batch_size
-        )
-        self.encoder = encoder if encoder is not None else load_model("image_text", spec, "hf_clip")
+        self.encoder = encoder if encoder is not None else load_model("image_text", o.spec(), "hf_clip")
 
     def __call__(self, batch: Batch) -> Columns:
         n = batch_len(batch)

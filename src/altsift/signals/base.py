@@ -15,15 +15,26 @@ Output: ``dict[str, list | np.ndarray]`` with one entry per output column, each 
   - A 2-D ``np.ndarray`` (n, d) is an *array column*: the runner writes it row-aligned to
     ``RUN_DIR/arrays/<column>/<shard>.npy`` (clip-retrieval style) instead of parquet.
 Signals must not drop or reorder rows. Rows they cannot score get None.
+
+Declarations (read before any model is loaded, from options alone):
+  - ``column_types``: the arrow type of every parquet column the signal can write; tables are written
+    with exactly these types, so a run directory opens as one dataset even when a shard's column is all
+    null. ``output_schema()`` narrows it to the columns the options ask for.
+  - ``resources``: what one running copy needs (CPU threads, GPUs, memory); the Ray runner sizes one actor
+    pool per signal from it, so GPU signals get GPUs and CPU signals do not.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
+
+from altsift.errors import ConfigError
 
 Batch = Mapping[str, Sequence[Any]]
 Columns = dict[str, Any]
@@ -34,7 +45,32 @@ class SignalOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
-    batch_size: int = 32
+    batch_size: int = Field(32, ge=1, description="rows per call of the signal (per model forward)")
+
+
+class ModelOptions(SignalOptions):
+    """Options shared by every signal that runs a model: where it comes from and how it runs."""
+
+    model: str = Field(..., description="hub id, local checkpoint dir or file, or a name under $ALTSIFT_MODELS_DIR")
+    backend: str = Field("auto", description="adapter implementation; auto infers it from the checkpoint")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when visible, else cpu")
+    precision: Literal["fp32", "fp16", "bf16"] = Field("fp32", description="fp16/bf16 run under autocast")
+
+    def spec(self) -> Any:
+        """The :class:`altsift.models.base.ModelSpec` for ``load_model``."""
+        from altsift.models.base import ModelSpec
+
+        return ModelSpec(model=self.model, backend=self.backend, device=self.device, precision=self.precision,
+                         batch_size=self.batch_size)
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one running copy of a signal needs. ``gpus`` applies only where GPUs exist and device != cpu."""
+
+    cpus: float = 1.0
+    gpus: float = 0.0
+    memory_gb: float = 0.5
 
 
 class Signal:
@@ -53,6 +89,10 @@ class Signal:
     #: defaults this signal brings for the options of a signal it requires, merged *under* the user's own
     #: options of that signal (e.g. ``sieve`` asks ``caption`` for SIEVE's 8 nucleus samples)
     requirement_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: arrow type of every parquet column this signal can write (see the module docstring)
+    column_types: ClassVar[dict[str, pa.DataType]] = {}
+    #: what one copy needs; model signals ask for a GPU
+    resources: ClassVar[Resources] = Resources()
 
     def __init__(self, options: SignalOptions | Mapping[str, Any] | None = None) -> None:
         if options is None:
@@ -62,8 +102,8 @@ class Signal:
         self.options = options
 
     def output_columns(self) -> tuple[str, ...]:
-        """Parquet columns this instance writes (override when options change the set)."""
-        return self.columns
+        """Parquet columns this instance writes (default: ``columns``, else ``column_types``' keys)."""
+        return self.columns or tuple(self.column_types)
 
     def required_signals(self) -> tuple[str, ...]:
         """Signals this instance reads from (override when options change the set)."""
@@ -76,6 +116,20 @@ class Signal:
     def output_array_columns(self) -> tuple[str, ...]:
         """Array columns this instance writes (override when options change the set)."""
         return self.array_columns
+
+    def output_schema(self, upstream: Mapping[str, pa.DataType] | None = None) -> dict[str, pa.DataType]:
+        """Arrow type of each column in :meth:`output_columns`. ``upstream``: types of columns already
+        planned (earlier signals), for signals whose output type follows an input column's type."""
+        missing = [c for c in self.output_columns() if c not in self.column_types]
+        if missing:
+            raise ConfigError(f"signal '{self.name}' does not declare the type of column(s) {missing} (column_types)")
+        return {c: self.column_types[c] for c in self.output_columns()}
+
+    def required_resources(self) -> Resources:
+        """:attr:`resources`, with no GPU when the options pin the signal to the CPU."""
+        if getattr(self.options, "device", None) == "cpu" and self.resources.gpus:
+            return replace(self.resources, gpus=0.0)
+        return self.resources
 
     def __call__(self, batch: Batch) -> Columns:  # pragma: no cover - abstract
         raise NotImplementedError

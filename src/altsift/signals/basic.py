@@ -15,9 +15,10 @@ from __future__ import annotations
 import os
 from typing import ClassVar
 
+import pyarrow as pa
 from pydantic import Field
 
-from altsift.signals.base import Batch, Columns, Signal, SignalOptions
+from altsift.signals.base import Batch, Columns, Resources, Signal, SignalOptions
 from altsift.signals.registry import register_signal
 
 
@@ -66,6 +67,15 @@ class BasicSignal(Signal):
         "aspect_ratio",
         "basic_pass",
     )
+    column_types = {
+        "caption_num_words": pa.int64(),
+        "caption_num_chars": pa.int64(),
+        "lang": pa.string(),
+        "lang_score": pa.float64(),
+        "aspect_ratio": pa.float64(),
+        "basic_pass": pa.bool_(),
+    }
+    resources = Resources(cpus=1, memory_gb=0.3)
     needs_image: ClassVar[bool] = False
 
     def __init__(self, options=None) -> None:

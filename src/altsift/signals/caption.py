@@ -24,11 +24,21 @@ import logging
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+import pyarrow as pa
 from pydantic import Field
 
 from altsift.errors import ConfigError
-from altsift.models.base import Device, GenerationOptions, ModelSpec, Precision, load_model
-from altsift.signals.base import Batch, Columns, Signal, SignalOptions, batch_len, ok_rows, scatter
+from altsift.models.base import GenerationOptions, load_model
+from altsift.signals.base import (
+    Batch,
+    Columns,
+    ModelOptions,
+    Resources,
+    Signal,
+    batch_len,
+    ok_rows,
+    scatter,
+)
 from altsift.signals.registry import register_signal
 
 log = logging.getLogger(__name__)
@@ -49,15 +59,13 @@ TEXT_COLUMNS = (
 )
 
 
-class CaptionOptions(SignalOptions):
+class CaptionOptions(ModelOptions):
     model: str = Field(
         "Salesforce/blip2-opt-2.7b", description="captioner: hub id, local dir, or ALTSIFT_MODELS_DIR name"
     )
     backend: str = Field(
-        "auto", description="blip | blip2 | git | open_clip_coca | auto (from the checkpoint config)"
+        "auto", description="blip | blip2 | git | open_clip_coca | mini | auto (from the checkpoint config)"
     )
-    device: Device = "auto"
-    precision: Precision = "fp32"
     batch_size: int = 16
     do_sample: bool = Field(True, description="sample (seeded per sample) instead of greedy / beam search")
     num_beams: int = 1
@@ -103,15 +111,6 @@ class CaptionOptions(SignalOptions):
             prompt=self.prompt,
         )
 
-    def spec(self) -> ModelSpec:
-        return ModelSpec(
-            model=self.model,
-            backend=self.backend,
-            device=self.device,
-            precision=self.precision,
-            batch_size=self.batch_size,
-        )
-
 
 @register_signal
 class CaptionSignal(Signal):
@@ -120,6 +119,8 @@ class CaptionSignal(Signal):
     name: ClassVar[str] = "caption"
     Options = CaptionOptions
     columns: ClassVar[tuple[str, ...]] = ("synthetic_captions", "synthetic_caption")
+    column_types = {"synthetic_captions": pa.list_(pa.string()), "synthetic_caption": pa.string()}
+    resources = Resources(cpus=1, gpus=1, memory_gb=8)
 
     def input_fingerprint(self) -> list[list[Any]] | None:
         """Name, size and mtime of each ``from_file`` file: an edited caption file is read again."""
@@ -131,6 +132,12 @@ class CaptionSignal(Signal):
     @property  # type: ignore[override]
     def needs_image(self) -> bool:  # per instance, from options only (the runner probes it before __init__)
         return not self.options.from_file  # type: ignore[attr-defined]
+
+    def required_resources(self) -> Resources:
+        """Captions read from a file need no model, hence no GPU."""
+        if self.options.from_file:  # type: ignore[attr-defined]
+            return Resources(cpus=1, memory_gb=1)
+        return super().required_resources()
 
     def __init__(self, options: Any = None) -> None:
         super().__init__(options)

@@ -9,18 +9,21 @@ gives a list of scores).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from pydantic import Field
 
-from altsift.models.base import ModelSpec, load_model
+from altsift.models.base import load_model
 from altsift.models.hf_clip import DEFAULT_MODEL
 from altsift.signals.base import (
     Batch,
     Columns,
+    ModelOptions,
+    Resources,
     Signal,
-    SignalOptions,
     batch_len,
     ok_rows,
     scatter,
@@ -29,11 +32,9 @@ from altsift.signals.base import (
 from altsift.signals.registry import register_signal
 
 
-class ClipOptions(SignalOptions):
+class ClipOptions(ModelOptions):
     model: str = Field(DEFAULT_MODEL, description="hub id, local checkpoint dir or file")
-    backend: str = Field("auto", description="hf_clip | open_clip | auto")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
+    backend: str = Field("auto", description="hf_clip | open_clip | mini | auto")
     save_embeddings: bool = Field(False, description="also return clip_image_emb / clip_text_emb arrays")
     extra_texts: dict[str, str] = Field(
         default_factory=dict, description="other text columns to score against the image: {column: output}"
@@ -50,20 +51,28 @@ class ClipSignal(Signal):
     name = "clip"
     Options = ClipOptions
     columns = ("clip_score",)
+    column_types = {"clip_score": pa.float64()}
+    resources = Resources(cpus=1, gpus=1, memory_gb=2)
     array_columns = ("clip_image_emb", "clip_text_emb")
     needs_image = True
     options: ClipOptions
 
     def __init__(self, options: Any = None) -> None:
         super().__init__(options)
-        o = self.options
-        spec = ModelSpec(
-            model=o.model, backend=o.backend, device=o.device, precision=o.precision, batch_size=o.batch_size
-        )
-        self.model = load_model("image_text", spec, default_backend="hf_clip")
+        self.model = load_model("image_text", self.options.spec(), default_backend="hf_clip")
 
     def output_columns(self) -> tuple[str, ...]:
         return ("clip_score", *self.options.extra_texts.values())
+
+    def output_schema(self, upstream: Mapping[str, pa.DataType] | None = None) -> dict[str, pa.DataType]:
+        """``clip_score`` float; an extra text column gives float, or list<float> when it holds lists."""
+        up = upstream or {}
+        out = {"clip_score": pa.float64()}
+        for col, dest in self.options.extra_texts.items():
+            t = up.get(col)
+            is_list = t is not None and (pa.types.is_list(t) or pa.types.is_large_list(t))
+            out[dest] = pa.list_(pa.float64()) if is_list else pa.float64()
+        return out
 
     def output_array_columns(self) -> tuple[str, ...]:
         return self.array_columns if self.options.save_embeddings else ()

@@ -13,10 +13,11 @@ from typing import Literal
 
 import cv2
 import numpy as np
+import pyarrow as pa
 
 from altsift.models.base import TextBox
 from altsift.models.ocr import count_words, make_spotter
-from altsift.signals.base import Batch, Columns, Signal, SignalOptions, batch_len, ok_rows, scatter
+from altsift.signals.base import Batch, Columns, Resources, Signal, SignalOptions, batch_len, ok_rows, scatter
 from altsift.signals.registry import register_signal
 
 
@@ -82,6 +83,17 @@ class OCRSignal(Signal):
         "ocr_num_words",
         "ocr_crowded",
     )
+    column_types = {
+        "has_text": pa.bool_(),
+        "ocr_text": pa.string(),
+        "ocr_polygons": pa.list_(pa.list_(pa.list_(pa.float64()))),
+        "ocr_strings": pa.list_(pa.string()),
+        "ocr_scores": pa.list_(pa.float64()),
+        "ocr_text_area": pa.float64(),
+        "ocr_num_words": pa.int64(),
+        "ocr_crowded": pa.bool_(),
+    }
+    resources = Resources(cpus=1, memory_gb=1)  # single-threaded ONNX: scale out with many CPU actors
     needs_image = True
 
     def __init__(self, options: OCROptions | dict | None = None) -> None:

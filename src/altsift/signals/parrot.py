@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import pyarrow as pa
 from rapidfuzz.distance import Levenshtein
 
-from altsift.signals.base import Batch, Columns, Signal, SignalOptions, batch_len, ok_rows, scatter
+from altsift.signals.base import Batch, Columns, Resources, Signal, SignalOptions, batch_len, ok_rows, scatter
 from altsift.signals.registry import register_signal
 
 
@@ -165,6 +166,14 @@ class ParrotSignal(Signal):
     name = "parrot"
     Options = ParrotOptions
     columns = ("cotr", "cotr_fuzzy", "co_emb_text", "is_parrot")
+    column_types = {
+        "cotr": pa.float64(),
+        "cotr_fuzzy": pa.float64(),
+        "co_emb_text": pa.string(),
+        "is_parrot": pa.bool_(),
+        "cotr_iou": pa.float64(),
+    }
+    resources = Resources(cpus=1, memory_gb=0.3)
     requires = ("ocr",)
     needs_image = False
 

@@ -21,10 +21,11 @@ from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
+import pyarrow as pa
 from pydantic import Field
 
-from altsift.models.base import ModelSpec, load_model
-from altsift.signals.base import Batch, Columns, Signal, SignalOptions, batch_len, ok_rows, scatter
+from altsift.models.base import load_model
+from altsift.signals.base import Batch, Columns, ModelOptions, Resources, Signal, batch_len, ok_rows, scatter
 from altsift.signals.registry import register_signal
 
 #: SIEVE's phrase list (the one its code uses), in its order.
@@ -146,16 +147,13 @@ def sieve_caption_defaults() -> dict[str, Any]:
     }
 
 
-class SieveOptions(SignalOptions):
+class SieveOptions(ModelOptions):
     """Options of the ``sieve`` signal (defaults = SIEVE's official code)."""
 
     batch_size: int = Field(128, ge=1, description="sentences per encoder forward pass")
     model: str = Field(
         "sentence-transformers/all-MiniLM-L6-v2", description="sentence encoder (hub id or dir)"
     )
-    backend: str = "auto"
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
     caption_column: str = Field(
         "synthetic_captions", description="list[str] column written by `caption` (a str column: one caption)"
     )
@@ -183,6 +181,8 @@ class SieveSignal(Signal):
     name = "sieve"
     Options = SieveOptions
     columns = ("sieve_score", "sieve_mean", "sieve_best_caption")
+    column_types = {"sieve_score": pa.float64(), "sieve_mean": pa.float64(), "sieve_best_caption": pa.string()}
+    resources = Resources(cpus=1, gpus=0.5, memory_gb=1)
     requires = ("caption",)
     needs_image = False
     #: ``--signals sieve`` captions as SIEVE does unless the user sets ``caption.*`` (their keys win)
@@ -194,14 +194,7 @@ class SieveSignal(Signal):
         o = self.options
         self.phrases = PHRASE_LISTS[o.phrases] + tuple(o.extra_phrases)
         if encoder is None:
-            spec = ModelSpec(
-                model=o.model,
-                backend=o.backend,
-                device=o.device,
-                precision=o.precision,
-                batch_size=o.batch_size,
-            )
-            encoder = load_model("text", spec, default_backend="sentence_transformers")
+            encoder = load_model("text", o.spec(), default_backend="sentence_transformers")
         self.encoder = encoder
 
     def required_signals(self) -> tuple[str, ...]:

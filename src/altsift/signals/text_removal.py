@@ -22,10 +22,11 @@ from typing import Literal
 
 import cv2
 import numpy as np
+import pyarrow as pa
 from PIL import Image
 
-from altsift.models.base import Device, ModelSpec, Precision, load_model
-from altsift.signals.base import Batch, Columns, Signal, SignalOptions, batch_len, ok_rows, scatter
+from altsift.models.base import load_model
+from altsift.signals.base import Batch, Columns, ModelOptions, Resources, Signal, batch_len, ok_rows, scatter
 from altsift.signals.parrot import FuzzyRules, co_emb_boxes
 from altsift.signals.registry import register_signal
 
@@ -70,11 +71,8 @@ def as_polygons(value: object) -> list[list[list[float]]]:
     return [[[float(x), float(y)] for x, y in poly] for poly in value]
 
 
-class TextRemovalOptions(SignalOptions):
+class TextRemovalOptions(ModelOptions):
     model: str = "openai/clip-vit-base-patch32"
-    backend: str = "auto"
-    device: Device = "auto"
-    precision: Precision = "fp32"
     radius: float = 3.0
     dilation: int = 2
     co_match: Literal["exact", "fuzzy"] = "exact"
@@ -107,16 +105,15 @@ class TextRemovalSignal(Signal):
         "rsa_rand",
         "rsc_rand",
     )
+    column_types = {c: pa.float64() for c in columns}
+    resources = Resources(cpus=1, gpus=1, memory_gb=2)
 
     def __init__(
         self, options: TextRemovalOptions | dict | None = None, encoder: object | None = None
     ) -> None:
         super().__init__(options)
         o = self.options
-        spec = ModelSpec(
-            model=o.model, backend=o.backend, device=o.device, precision=o.precision, batch_size=o.batch_size
-        )
-        self.encoder = encoder if encoder is not None else load_model("image_text", spec, "hf_clip")
+        self.encoder = encoder if encoder is not None else load_model("image_text", o.spec(), "hf_clip")
 
     def output_columns(self) -> tuple[str, ...]:
         return self.columns if self.options.random_baselines else self.columns[:5]

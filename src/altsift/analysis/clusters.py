@@ -2,7 +2,7 @@
 
 Follows ``CLIP-Parrot-Bias:kmeans.py``: IncrementalPCA 512 -> 256, ``faiss.Kmeans(256, 4000, niter=300,
 nredo=10, seed=42)`` trained on a sample (the paper: LAION-400M) and used to assign every row (L2
-nearest centroid, as ``kmeans.assign``). The k-means itself is :mod:`altsift.cluster`.
+nearest centroid, as ``kmeans.assign``). The k-means itself is :mod:`altsift.select.kmeans`.
 
 Writes ``cluster_id`` into every score table (atomically), ``RUN_DIR/clusters/kmeans.npz`` (centroids +
 PCA), ``RUN_DIR/clusters/stats.parquet`` and ``stats.md``: per cluster the size, share of images with
@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from altsift.cluster import KMeansModel, fit_kmeans
 from altsift.errors import ConfigError
 from altsift.io.tables import add_pool_columns, list_tables, load_pool, load_pool_array
+from altsift.select.kmeans import KMeansModel, fit_kmeans
 
 STAT_COLUMNS = {
     "has_text": "share_with_text",

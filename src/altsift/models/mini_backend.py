@@ -1,6 +1,6 @@
 """Backend ``mini``: the tiny CLIP (role ``image_text``) and captioner (role ``captioner``) of the mini world.
 
-A checkpoint is a directory with ``altsift_mini.json`` + ``model.safetensors`` (see ``altsift.mini.models``);
+A checkpoint is a directory with ``altsift_mini.json`` + ``model.safetensors`` (see ``altsift.mini.networks``);
 ``backend: auto`` picks this backend when the spec's directory holds ``altsift_mini.json``. The shipped
 checkpoints live in ``altsift/assets/mini/{web_clip,captioner}`` (``mini:web_clip`` / ``mini:captioner``
 are accepted as shorthands). They are trained on the procedural world only: they prove the mechanics of
@@ -37,7 +37,7 @@ def _resolve(spec: ModelSpec) -> Path | None:
 
 
 def _kind(spec: ModelSpec) -> str | None:
-    from altsift.mini.models import is_checkpoint, read_config
+    from altsift.mini.networks import is_checkpoint, read_config
 
     p = _resolve(spec)
     if p is None or not p.is_dir() or not is_checkpoint(p):
@@ -61,7 +61,7 @@ def pil_to_array(images: Sequence[Image.Image], size: int) -> np.ndarray:
 
 class _Base:
     def __init__(self, model, device: str, precision: str, batch_size: int) -> None:
-        from altsift.mini.models import Tokenizer
+        from altsift.mini.networks import Tokenizer
 
         self.model = model.to(device).eval()
         self.device = device
@@ -72,7 +72,7 @@ class _Base:
         self.tokenizer = Tokenizer(model.cfg.vocab, model.cfg.max_len)
 
     def _images(self, arr: np.ndarray) -> torch.Tensor:
-        from altsift.mini.models import images_to_tensor
+        from altsift.mini.networks import images_to_tensor
 
         return images_to_tensor(arr).to(self.device)
 
@@ -204,7 +204,7 @@ class MiniCaptioner(_Base):
 
 
 def _load(spec: ModelSpec, role: str, kind: str):
-    from altsift.mini.models import is_checkpoint, load_checkpoint, read_config
+    from altsift.mini.networks import is_checkpoint, load_checkpoint, read_config
 
     p = _resolve(spec)
     if p is None or not p.is_dir() or not is_checkpoint(p):

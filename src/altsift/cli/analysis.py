@@ -41,8 +41,8 @@ def probe(
     """
     import pandas as pd
 
+    from altsift.analysis.probe import summary_markdown, sync_score, vocab_stats
     from altsift.models.base import ModelSpec, load_model
-    from altsift.probe import summary_markdown, sync_score, vocab_stats
 
     vocabs: dict[str, list[str]] = {}
     vocab_df = None
@@ -114,7 +114,7 @@ def cluster(
     Stats (RUN_DIR/clusters/stats.parquet, stats.md): size, share with text, parrot rate, mean CoTR and
     mean CLIP score per cluster, for the columns the run has. 'cluster_id' feeds the parrot_text_filter dedup.
     """
-    from altsift.clusters_cmd import run_cluster
+    from altsift.analysis.clusters import run_cluster
 
     res = run_cluster(
         run_dir,
