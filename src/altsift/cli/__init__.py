@@ -50,7 +50,7 @@ def main() -> None:
         app(standalone_mode=False)
     except AltsiftError as e:
         typer.echo(f"error: {e}", err=True)
-        sys.exit(2)
+        sys.exit(int(e.exit_code))
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except typer.Abort:
