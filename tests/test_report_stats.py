@@ -17,7 +17,7 @@ from altsift.cli import _load_commands, app
 from altsift.errors import ConfigError
 from altsift.io.tables import table_path, with_signals_meta, write_table_atomic
 from altsift.probe import overlay_text
-from altsift.report.html import ReportData, write_html
+from altsift.report.html import Page, ReportData
 from altsift.report.stats import cotr_bin_index, noun_lemma, parrot_stats, text_diversity, tokens
 from altsift.report.subsets import PoolView, caption_stats
 from altsift.report.summary import build_report, render_markdown
@@ -116,7 +116,13 @@ def test_parrot_stats_on_a_scored_run(parrot_run, tmp_path):
     r = CliRunner().invoke(app, ["stats", str(parrot_run)])
     assert r.exit_code == 0 and "75.00%" in r.stdout and "37.50%" in r.stdout  # with text; mean CoTR
     # the HTML report: statistics, the CoTR plot and the OCR polygons over the parrot examples
-    page = write_html(parrot_run, [], tmp_path / "p.html", progress=False).read_text()
+    d = ReportData(parrot_run, [], progress=False)
+    # every card has its thumbnail, at both sizes when a row is in a parrot grid and a signal grid
+    both = {c.row for g in d.all_grids() if g.parrot for c in g.cards} & {
+        c.row for g in d.all_grids() if not g.parrot for c in g.cards
+    }
+    assert both and all(d.thumb(c.row, g.parrot).data_uri for g in d.all_grids() for c in g.cards)
+    page = Page(d).render()
     t = Tags(page)
     assert {"parrot", "parrot-top", "parrot-text", "cotr-plot"} <= t.ids()
     polys = t.find("polygon", class_="ocr-poly")

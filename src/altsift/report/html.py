@@ -322,8 +322,13 @@ class ReportData:
                     cols = ["status", "error"]
                 if step.column and step.column in self.df.columns:
                     vals = pd.to_numeric(self.df[step.column], errors="coerce").to_numpy(np.float64)[removed]
-                    removed = removed[np.argsort(-np.nan_to_num(vals, nan=-np.inf), kind="stable")]
-                    note = f"{removed.size:,} removed here, from the nearest miss to the lowest"
+                    if step.threshold is not None:  # nearest the threshold first (missing values last)
+                        key = np.nan_to_num(np.abs(vals - step.threshold), nan=np.inf)
+                        note = f"{removed.size:,} removed here, nearest the threshold first"
+                    else:
+                        key = -np.nan_to_num(vals, nan=-np.inf)
+                        note = f"{removed.size:,} removed here, highest {step.column} first"
+                    removed = removed[np.argsort(key, kind="stable")]
                 else:
                     note = f"{removed.size:,} removed here, spread over the pool"
                 grid = Grid(
@@ -466,21 +471,19 @@ class ReportData:
             self.thumb_note = "thumbnails were not requested (--no-images)"
             return
         budget, wanted, big = max_thumbs, [], []
-        seen: set[int] = set()
+        seen: set[tuple[int, bool]] = set()
         for g in grids:
             for c in g.cards:
-                if c.row in seen:
+                if (c.row, g.parrot) in seen:
                     continue
                 if budget <= 0:
                     self.thumb_note = (
                         f"the thumbnail cap ({max_thumbs}) was reached: later cards have no image"
                     )
                     break
-                seen.add(c.row)
+                seen.add((c.row, g.parrot))
                 budget -= 1
                 (big if g.parrot else wanted).append(self._where(c.row))
-        if "text" not in self.values:  # keys/shards come from the frame
-            pass
         src = shard_sources(self.tab.files)
         self.thumbs = read_thumbnails(wanted, src, THUMB_SIDE, progress=self.progress)
         if big:
@@ -549,7 +552,7 @@ align-items:center;font-size:12.5px;margin:6px 0}
 .kind{display:inline-block;font-size:10.5px;border:1px solid var(--line);border-radius:9px;padding:0 6px;
 margin-right:6px;color:var(--muted);background:#fafbfc}
 .cut{color:var(--cut);font-family:ui-monospace,Menlo,Consolas,monospace;font-size:11.5px;white-space:nowrap}
-.plots{display:grid;grid-template-columns:repeat(auto-fill,minmax(400px,1fr));gap:14px}
+.plots{display:grid;grid-template-columns:repeat(auto-fill,minmax(360px,1fr));gap:14px}
 figure{margin:0;border:1px solid var(--line);border-radius:8px;padding:8px 10px;background:#fff}
 figure img{display:block;width:100%;height:auto}
 figcaption{font-size:12px;color:var(--muted);margin-top:4px}
@@ -676,7 +679,7 @@ class Page:
                 img = self._overlay(c.row, thumb, img)
             pic = f'<div class="thumb">{img}{badge}</div>'
         else:
-            why = thumb.error if thumb is not None else (d.thumb_note or "no image")
+            why = thumb.error if thumb is not None else (d.thumb_note or "no image key in the score table")
             pic = f'<div class="thumb"><div class="ph">{esc(why)}</div>{badge}</div>'
         text = v.get("text", {}).get(c.row)
         parts = [
@@ -798,10 +801,15 @@ class Page:
                 for sub in st.substeps:
                     cells.append(self._funnel_row(sub, pool, None, sub=True))
             out.append(f'<div class="funnel" id="funnel-{_id(s.short)}">{"".join(cells)}</div>')
+            nested = (
+                " Indented rows are a preset's own steps (kept so far within the preset)."
+                if any(st.substeps for st in s.steps)
+                else ""
+            )
             out.append(
                 f'<p class="note">{fmt(js.get("selected"))} of {fmt(pool)} rows selected '
                 f"({pct(js.get('fraction_selected'), 2)}). Bars: rows left after this step and all earlier "
-                "ones; indented rows are a preset's own steps (kept so far within the preset).</p>"
+                f"ones.{nested}</p>"
             )
         out.append("</section>")
         return "".join(out)
@@ -811,14 +819,17 @@ class Page:
         kc = st.kept_cumulative
         w = 100 * (kc or 0) / pool if pool else 0
         cut = ""
-        if st.column and st.threshold is not None:
+        name = st.name
+        if st.kind == "where" and st.expr:  # the expression says it all
+            name = st.expr
+        elif st.column and st.threshold is not None:
             cut = f' <span class="cut">{esc(st.column)} {esc(st.op or ">=")} {st.threshold:.4g}</span>'
         elif st.fraction is not None:
             cut = f' <span class="cut">top {st.fraction:g}</span>'
         kind = f'<span class="kind">{esc(st.kind)}</span>' if st.kind else ""
         removed = fmt(prev - kc) if prev is not None and kc is not None else ""
         return (
-            f'<div class="name{" sub" if sub else ""}">{kind}{esc(st.name)}{cut}</div>'
+            f'<div class="name{" sub" if sub else ""}">{kind}{esc(name)}{cut}</div>'
             f'<div class="bar{" sub" if sub else ""}" title="{pct(w / 100)}"><i style="width:{w:.2f}%"></i></div>'
             f'<div class="n" style="text-align:right">{fmt(kc)}</div>'
             f'<div class="n" style="text-align:right">{removed}</div>'
@@ -984,16 +995,26 @@ class Page:
             _kpi(fmt(c["b_only"]), f"only in {lb}"),
             _kpi(pct(c["jaccard"]), "overlap (Jaccard)"),
         ]
-        figs = "".join(
-            f'<figure class="hist cmp">{_img(sv.compare_plot, f"{sv.column}: {la} only vs {lb} only")}'
-            f"<figcaption><b>{esc(sv.column)}</b></figcaption></figure>"
-            for sv in self.d.signals
-            if sv.compare_plot
-        )
+
+        def fig(sv: SignalView) -> str:
+            return (
+                f'<figure class="hist cmp">{_img(sv.compare_plot, f"{sv.column}: {la} only vs {lb} only")}'
+                f"<figcaption><b>{esc(sv.column)}</b></figcaption></figure>"
+            )
+
+        used = {x.column for x in [*a.cuts, *b.cuts]} or set(self.d.scatter_cols or ())
+        main = [sv for sv in self.d.signals if sv.compare_plot and sv.column in used]
+        rest = [sv for sv in self.d.signals if sv.compare_plot and sv.column not in used]
+        plots_html = f'<div class="plots">{"".join(fig(sv) for sv in main)}</div>' if main else ""
+        if rest:
+            plots_html += (
+                f"<details{'' if main else ' open'}><summary>{len(rest)} other signals</summary>"
+                f'<div class="plots">{"".join(fig(sv) for sv in rest)}</div></details>'
+            )
         grids = "".join(self.grid(g, "h3") for g in c["grids"])
         return (
             f'<section id="compare"><h2>{esc(la)} vs {esc(lb)}</h2><div class="kpis">{"".join(kp)}</div>'
-            f'<h3>Signals of what only one subset keeps</h3><div class="plots">{figs}</div>{grids}</section>'
+            f"{grids}<h3>Signals of what only one subset keeps</h3>{plots_html}</section>"
         )
 
     def captions(self) -> str:

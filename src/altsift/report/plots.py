@@ -30,7 +30,7 @@ N_BINS = 40
 _STYLE = {
     "svg.fonttype": "none",  # text stays text: small files, crisp at any zoom
     "svg.hashsalt": "altsift",  # deterministic ids
-    "font.size": 9,
+    "font.size": 10,
     "font.family": "sans-serif",
     "axes.spines.top": False,
     "axes.spines.right": False,
@@ -38,9 +38,9 @@ _STYLE = {
     "axes.labelcolor": "#333",
     "xtick.color": "#555",
     "ytick.color": "#555",
-    "axes.titlesize": 10,
+    "axes.titlesize": 11,
     "legend.frameon": False,
-    "legend.fontsize": 8,
+    "legend.fontsize": 9,
 }
 
 
