@@ -292,3 +292,19 @@ def test_cli_writes_html_and_markdown(run, tmp_path):
         app, ["report", str(run_dir), "--scatter", "nope,lang_score", "-o", str(tmp_path / "y.html")]
     )
     assert isinstance(r.exception, ConfigError) and "nope" in str(r.exception)
+
+
+def test_core_commands_do_not_import_matplotlib():
+    """Selecting and the text report stay light: matplotlib is loaded only by the HTML report."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from altsift.cli import _load_commands\n"
+        "_load_commands()\n"
+        "import altsift.report.summary, altsift.report.stats, altsift.report.subsets, altsift.select.core\n"
+        "print(sorted(m for m in ('matplotlib', 'selenium') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

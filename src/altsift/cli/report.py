@@ -60,7 +60,15 @@ def report(
 
         typer.echo(str(write_report(run_dir, subsets[0] if subsets else None, out or base / "report.md")))
     if out is None or out.suffix in (".html", ".htm"):
-        from altsift.report.html import write_html
+        try:
+            from altsift.report.html import write_html
+        except ModuleNotFoundError as e:
+            if e.name != "matplotlib":
+                raise
+            raise ConfigError(
+                "the HTML report draws its plots with matplotlib: pip install 'altsift[report]' "
+                "(or write the text report with -o report.md)"
+            ) from None
 
         path = write_html(
             run_dir,

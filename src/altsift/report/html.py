@@ -85,6 +85,17 @@ def _spread(idx: np.ndarray, k: int) -> np.ndarray:
     return idx[np.unique(np.linspace(0, idx.size - 1, k).round().astype(int))]
 
 
+def _k_smallest(key: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the ``k`` smallest ``key`` values, ascending, ties in position order; O(n)."""
+    if key.size <= k:
+        return np.lexsort((np.arange(key.size), key))
+    kth = np.partition(key, k - 1)[k - 1]
+    less = np.flatnonzero(key < kth)
+    ties = np.flatnonzero(key == kth)[: k - less.size]
+    pos = np.concatenate([less, ties])
+    return pos[np.lexsort((pos, key[pos]))]
+
+
 def _describe(v: np.ndarray) -> dict[str, Any]:
     fin = v[np.isfinite(v)]
     if fin.size == 0:
@@ -239,22 +250,21 @@ class ReportData:
         idx = np.flatnonzero(self.eligible & np.isfinite(v))
         if idx.size == 0:
             return []
-        order = idx[np.argsort(-v[idx], kind="stable")]
+        vals = v[idx]
         cut = next((c for c in (a.cuts if a else []) if c.column == col), None)
         grids = [
-            Grid(f"sig-{col}-top", f"{col}: highest", "", self._cards(order[:k], a), [col], group=col),
-            Grid(
-                f"sig-{col}-bottom", f"{col}: lowest", "", self._cards(order[::-1][:k], a), [col], group=col
-            ),
-        ]
+            Grid(f"sig-{col}-top", f"{col}: highest", "", self._cards(idx[_k_smallest(-vals, k)], a), [col], group=col),
+            Grid(f"sig-{col}-bottom", f"{col}: lowest", "", self._cards(idx[_k_smallest(vals, k)], a), [col], group=col),
+        ]  # fmt: skip
         if cut is not None:
             centre, what = cut.value, f"nearest the threshold {cut.op} {cut.value:.4g}"
         else:
-            centre, what = float(np.median(v[idx])), f"nearest the median {float(np.median(v[idx])):.4g}"
-        above = idx[v[idx] >= centre]
-        below = idx[v[idx] < centre]
-        above = above[np.argsort(v[above] - centre, kind="stable")][: (k + 1) // 2]
-        below = below[np.argsort(centre - v[below], kind="stable")][: k // 2]
+            centre = float(np.median(vals))
+            what = f"nearest the median {centre:.4g}"
+        up = np.flatnonzero(vals >= centre)
+        down = np.flatnonzero(vals < centre)
+        above = idx[up[_k_smallest(vals[up] - centre, (k + 1) // 2)]]
+        below = idx[down[_k_smallest(centre - vals[down], k // 2)]]
         border = np.concatenate([above[::-1], below])
         grids.append(
             Grid(f"sig-{col}-border", f"{col}: borderline", what, self._cards(border, a), [col], group=col)

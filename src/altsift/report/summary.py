@@ -156,8 +156,9 @@ class PoolTables:
             if col not in self.schemas[fi].names:
                 continue
             vals = pq.read_table(self.files[fi], columns=[col]).column(col)
-            for r in rows[file_idx == fi].tolist():
-                out[r] = vals[r - int(self.offsets[fi])].as_py()
+            mine = rows[file_idx == fi]
+            taken = vals.take(pa.array(mine - int(self.offsets[fi]))).to_pylist()
+            out.update(zip(mine.tolist(), taken, strict=True))
         return out
 
     def floats(self, col: str) -> np.ndarray:
