@@ -308,3 +308,27 @@ def test_core_commands_do_not_import_matplotlib():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_datacomp_metadata_folder_without_images(tmp_path):
+    """DataComp metadata (no shards, no keys): plots and grids, with a placeholder instead of images."""
+    import hashlib
+
+    from altsift.io.uids import save_subset
+
+    n = 60
+    uid = [hashlib.md5(str(i).encode()).hexdigest() for i in range(n)]
+    rng = np.random.default_rng(0)
+    pd.DataFrame(
+        {"uid": uid, "url": [f"http://example.com/{i}.jpg" for i in range(n)], "text": [f"a photo of a thing {i}" for i in range(n)],
+         "clip_b32_similarity_score": rng.normal(0.3, 0.04, n), "clip_l14_similarity_score": rng.normal(0.25, 0.04, n)}
+    ).to_parquet(tmp_path / "0000.parquet")  # fmt: skip
+    save_subset(tmp_path / "none.npy", [])
+    save_subset(tmp_path / "half.npy", uid[::2])
+    page = write_html(
+        tmp_path, [tmp_path / "none.npy", tmp_path / "half.npy"], tmp_path / "m.html", progress=False
+    )
+    t = Tags(page.read_text())
+    assert {"compare", "signals", "captions"} <= t.ids() and not t.find("img", src="http://example.com/0.jpg")
+    assert "no image: the table has no shard key" in page.read_text()
+    assert f"uid {uid[0]}" in page.read_text() or f"uid {uid[2]}" in page.read_text()

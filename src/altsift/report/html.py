@@ -689,7 +689,7 @@ class Page:
                 img = self._overlay(c.row, thumb, img)
             pic = f'<div class="thumb">{img}{badge}</div>'
         else:
-            why = thumb.error if thumb is not None else (d.thumb_note or "no image key in the score table")
+            why = thumb.error if thumb is not None else (d.thumb_note or "no image: the table has no shard key")
             pic = f'<div class="thumb"><div class="ph">{esc(why)}</div>{badge}</div>'
         text = v.get("text", {}).get(c.row)
         parts = [
@@ -716,7 +716,8 @@ class Page:
         if vals:
             parts.append(f'<dl class="vals">{"".join(vals)}</dl>')
         shard, key = d._where(c.row)
-        parts.append(f'<div class="where" title="{esc(shard)}/{esc(key)}">{esc(shard)}/{esc(key)}</div>')
+        where = f"{shard}/{key}" if key else f"uid {d.df['uid'].iat[c.row]}"
+        parts.append(f'<div class="where" title="{esc(where)}">{esc(where)}</div>')
         return f'<div class="card">{pic}<div class="body">{"".join(parts)}</div></div>'
 
     def _overlay(self, row: int, thumb: Thumb, img: str) -> str:
