@@ -332,3 +332,10 @@ def test_datacomp_metadata_folder_without_images(tmp_path):
     assert {"compare", "signals", "captions"} <= t.ids() and not t.find("img", src="http://example.com/0.jpg")
     assert "no image: the table has no shard key" in page.read_text()
     assert f"uid {uid[0]}" in page.read_text() or f"uid {uid[2]}" in page.read_text()
+
+
+def test_options_are_validated(run):
+    with pytest.raises(ConfigError, match="per_grid"):
+        ReportData(run[0], [], per_grid=0)
+    with pytest.raises(ConfigError, match="thumbs_per_grid"):
+        ReportData(run[0], [], thumbs_per_grid=3)

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from altsift.errors import AltsiftError, ConfigError
 from altsift.report import plots
@@ -129,21 +130,31 @@ def _numeric_columns(tab: PoolTables) -> list[tuple[str, str]]:
     return list(out.items())
 
 
+class ReportOptions(BaseModel):
+    """Options of the HTML report (``altsift report`` flags, :func:`write_html` keywords)."""
+
+    model_config = ConfigDict(extra="forbid")
+    per_grid: int = Field(PER_GRID, ge=1, le=100, description="thumbnails per grid")
+    max_thumbs: int = Field(MAX_THUMBS, ge=0, description="thumbnails in the whole page")
+    max_signal_grids: int = Field(
+        MAX_SIGNAL_GRIDS, ge=0, description="signals with top/bottom/borderline grids"
+    )
+    scatter: tuple[str, str] | None = Field(None, description="the two columns of the scatter plot")
+    images: bool = Field(True, description="read thumbnails from the shards")
+    progress: bool = Field(True, description="progress bars")
+    text_sample: int = Field(TEXT_SAMPLE, ge=1, description="captions counted per row of the caption table")
+
+
 class ReportData:
     """Everything the page shows, computed from the tables, the subsets and (for thumbnails) the shards."""
 
-    def __init__(
-        self,
-        run_dir: Path,
-        subsets: Sequence[Path] = (),
-        per_grid: int = PER_GRID,
-        max_thumbs: int = MAX_THUMBS,
-        max_signal_grids: int = MAX_SIGNAL_GRIDS,
-        scatter: tuple[str, str] | None = None,
-        images: bool = True,
-        progress: bool = True,
-        text_sample: int = TEXT_SAMPLE,
-    ) -> None:
+    def __init__(self, run_dir: Path, subsets: Sequence[Path] = (), **options: Any) -> None:
+        try:
+            o = ReportOptions(**options)
+        except ValidationError as e:
+            raise ConfigError(f"report options: {e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']}") from None
+        per_grid, max_thumbs, progress = o.per_grid, o.max_thumbs, o.progress
+        max_signal_grids, scatter, text_sample = o.max_signal_grids, o.scatter, o.text_sample
         from tqdm.auto import tqdm
 
         self.run_dir, self.per_grid, self.progress = Path(run_dir), per_grid, progress
@@ -154,7 +165,6 @@ class ReportData:
         self.subsets, self.cluster_col = pool.subsets, pool.cluster_col
         self.shards = _shards(tab, self.run_dir)
         self.statuses = _statuses(df)
-        self.grids: list[Grid] = []
         self.sections_grids: dict[str, list[Grid]] = {}
         self.step_notes: dict[str, list[tuple[StepInfo, str | None, Grid | None]]] = {}
         # --- signals: one column at a time
@@ -205,7 +215,7 @@ class ReportData:
         self.big_thumbs: dict[tuple[str, str], Thumb] = {}
         self.values: dict[str, dict[int, Any]] = {}
         self.thumb_note = None
-        self._collect(images, max_thumbs)
+        self._collect(o.images, max_thumbs)
 
     # ------------------------------------------------------------------ signals
     @staticmethod
@@ -689,7 +699,9 @@ class Page:
                 img = self._overlay(c.row, thumb, img)
             pic = f'<div class="thumb">{img}{badge}</div>'
         else:
-            why = thumb.error if thumb is not None else (d.thumb_note or "no image: the table has no shard key")
+            why = (
+                thumb.error if thumb is not None else (d.thumb_note or "no image: the table has no shard key")
+            )
             pic = f'<div class="thumb"><div class="ph">{esc(why)}</div>{badge}</div>'
         text = v.get("text", {}).get(c.row)
         parts = [
