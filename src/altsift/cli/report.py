@@ -1,34 +1,128 @@
-"""``altsift report``: what a run holds and what a selection kept, and why."""
+"""``altsift report`` and ``altsift stats``: what a run holds, what selections kept, and why."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
 
 from altsift.cli import app
+from altsift.errors import ConfigError
+
+
+def _scatter(spec: str | None) -> tuple[str, str] | None:
+    if spec is None:
+        return None
+    parts = [p.strip() for p in spec.split(",")]
+    if len(parts) != 2 or not all(parts):
+        raise ConfigError(f"--scatter expects two columns as X,Y, got '{spec}'")
+    return parts[0], parts[1]
 
 
 @app.command()
 def report(
     run_dir: Path = typer.Argument(..., help="A run directory (or a folder of DataComp metadata parquet)."),
-    subset: Path | None = typer.Option(
+    subset: list[Path] | None = typer.Option(
         None,
         "--subset",
-        help="Selection to explain: its .npy or .json (default RUN_DIR/subset.json if present).",
+        help="Selection to explain: its .npy or .json; repeat to compare two subsets side by side "
+        "(default RUN_DIR/subset.npy if present).",
     ),
     out: Path | None = typer.Option(
         None,
         "--out",
         "-o",
-        help="Markdown file to write (default RUN_DIR/report.md); report.json goes beside it.",
+        help="report.html (the visual report) or report.md (text; report.json goes beside it). "
+        "Default: both, as RUN_DIR/report.html and RUN_DIR/report.md.",
     ),
+    scatter: str | None = typer.Option(None, "--scatter", help="Two columns for the scatter plot: X,Y."),
+    per_grid: int = typer.Option(12, "--per-grid", min=1, max=100, help="Thumbnails per grid."),
+    max_thumbs: int = typer.Option(600, "--max-thumbs", min=0, help="Thumbnails in the whole page."),
+    no_images: bool = typer.Option(False, "--no-images", help="Do not read the shards (no thumbnails)."),
 ) -> None:
-    """Summarise a run: statuses, every signal column, the selection funnel and samples each step removed.
+    """Report on a run: statuses, signal histograms (kept vs dropped, thresholds drawn), the selection
+    funnel, thumbnails of top / bottom / borderline samples and of what each step removed, Parrot
+    statistics with OCR boxes, clusters, and two subsets side by side.
 
-    Reads only the score tables and the selection JSON, so it takes seconds. Example:
-      altsift report RUN --subset RUN/subset.npy
+    The HTML page is one self-contained file that opens offline. Examples:
+      altsift report RUN                                   # RUN/report.html + RUN/report.md
+      altsift report RUN --subset A.npy --subset B.npy -o compare.html
     """
-    from altsift.report.summary import write_report
+    subsets = list(subset or [])
+    if not subsets and (run_dir / "subset.npy").is_file():
+        subsets = [run_dir / "subset.npy"]
+    base = run_dir if run_dir.is_dir() else run_dir.parent
+    if out is not None and out.suffix not in (".html", ".htm", ".md"):
+        raise ConfigError(f"--out must end with .html or .md, got {out}")
+    if out is None or out.suffix == ".md":
+        from altsift.report.summary import write_report
 
-    typer.echo(str(write_report(run_dir, subset, out)))
+        typer.echo(str(write_report(run_dir, subsets[0] if subsets else None, out or base / "report.md")))
+    if out is None or out.suffix in (".html", ".htm"):
+        try:
+            from altsift.report.html import write_html
+        except ModuleNotFoundError as e:
+            if e.name != "matplotlib":
+                raise
+            raise ConfigError(
+                "the HTML report draws its plots with matplotlib: pip install 'altsift[report]' "
+                "(or write the text report with -o report.md)"
+            ) from None
+
+        path = write_html(
+            run_dir,
+            subsets,
+            out or base / "report.html",
+            scatter=_scatter(scatter),
+            per_grid=per_grid,
+            max_thumbs=max_thumbs,
+            images=not no_images,
+        )
+        typer.echo(str(path))
+
+
+@app.command()
+def stats(
+    run_dir: Path = typer.Argument(..., help="A run scored with the 'ocr' and 'parrot' signals."),
+    subset: list[Path] | None = typer.Option(
+        None, "--subset", help="Also give caption statistics (trigrams, nouns, CLIP score) for these subsets."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Dataset statistics: Parrot's Table 1 (share of images with text, CoTR over all images and over
+    images with text, exact and fuzzy, fully / partly spotted captions, CoTR distribution) and, with
+    --subset, Nguyen et al.'s caption statistics per subset.
+    """
+    from altsift.report.stats import parrot_stats, parrot_stats_lines
+
+    st = parrot_stats(run_dir)
+    caps = None
+    if subset:
+        from altsift.report.subsets import PoolView, caption_stats
+
+        caps = caption_stats(PoolView(run_dir, list(subset)))
+    if st is None and caps is None:
+        raise ConfigError(
+            f"{run_dir} has no 'has_text' column: score with the 'ocr' and 'parrot' signals "
+            "(altsift score ... -s ocr,parrot), or pass --subset for caption statistics"
+        )
+    if as_json:
+        typer.echo(json.dumps({"parrot": st, "captions": caps}, indent=2))
+        return
+    lines: list[str] = []
+    if st is not None:
+        lines += ["Parrot statistics (Lin et al., Table 1)", *parrot_stats_lines(st)]
+    if caps is not None:
+        lines += ["", f"Captions used (distinct counts on {caps['sample']:,} captions per row)"]
+        lines.append(
+            f"{'':<32} {'rows':>10} {'trigrams':>10} {'nouns':>8} {'mean CLIP':>10} {'synthetic':>10}"
+        )
+        for r in caps["rows"]:
+            clip = "–" if r["mean_clip"] is None else f"{r['mean_clip']:.4f}"
+            syn = "–" if r["synthetic_share"] is None else f"{100 * r['synthetic_share']:.1f}%"
+            lines.append(
+                f"{r['label'][:32]:<32} {r['rows']:>10,} {r['unique_trigrams']:>10,} {r['unique_nouns']:>8,} "
+                f"{clip:>10} {syn:>10}"
+            )
+    typer.echo("\n".join(lines))

@@ -30,9 +30,8 @@ import pyarrow.parquet as pq
 
 from altsift.errors import AltsiftError, ConfigError
 from altsift.io.tables import SHARD_META_KEY, load_pool, pool_files, table_signals
-from altsift.io.uids import contains, load_subset
-from altsift.select.base import fuse, require_column, top_fraction_mask
-from altsift.select.core import eval_where
+from altsift.report.stats import parrot_stats
+from altsift.report.steps import StepInfo, parse_steps, replay_step, step_columns
 
 # Row identity and bookkeeping columns: not summarised as signals (DataComp metadata adds url, sha256).
 IDENTITY_COLUMNS = frozenset(
@@ -56,7 +55,6 @@ N_EXAMPLES = 3
 CAPTION_CHARS = 80
 QUANTILES = (0.1, 0.5, 0.9)
 _BARS = " ▁▂▃▄▅▆▇█"
-_TOP_RE = re.compile(r"top (\S+) of (.+) \(pool-wide\)")
 
 
 # ----------------------------------------------------------------------------- column summaries
@@ -124,7 +122,7 @@ def summarize_column(name: str, arr: pa.ChunkedArray | pa.Array) -> dict[str, An
     return {k: _clean(v) if not isinstance(v, dict | list) else v for k, v in out.items()}
 
 
-class _Tables:
+class PoolTables:
     """The pool's parquet files with their schemas, row counts and row offsets (``load_pool`` order)."""
 
     def __init__(self, source: Path) -> None:
@@ -158,13 +156,23 @@ class _Tables:
             if col not in self.schemas[fi].names:
                 continue
             vals = pq.read_table(self.files[fi], columns=[col]).column(col)
-            for r in rows[file_idx == fi].tolist():
-                out[r] = vals[r - int(self.offsets[fi])].as_py()
+            mine = rows[file_idx == fi]
+            taken = vals.take(pa.array(mine - int(self.offsets[fi]))).to_pylist()
+            out.update(zip(mine.tolist(), taken, strict=True))
         return out
+
+    def floats(self, col: str) -> np.ndarray:
+        """One numeric or boolean column over the whole pool as float64 (NaN where missing)."""
+        arr = self.column(col)
+        if pa.types.is_dictionary(arr.type):
+            arr = arr.cast(arr.type.value_type)
+        if pa.types.is_boolean(arr.type):
+            arr = pc.cast(arr, pa.int8())
+        return np.asarray(pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
 # ----------------------------------------------------------------------------- pool
-def _shards(tab: _Tables, run_dir: Path) -> dict[str, Any]:
+def _shards(tab: PoolTables, run_dir: Path) -> dict[str, Any]:
     errors = []
     for f, s, r in zip(tab.files, tab.schemas, tab.rows, strict=True):
         raw = (s.metadata or {}).get(SHARD_META_KEY)
@@ -199,7 +207,7 @@ def _statuses(df: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
-def _signals(tab: _Tables) -> dict[str, Any]:
+def _signals(tab: PoolTables) -> dict[str, Any]:
     sig: dict[str, Any] = {}
     for s in tab.schemas:
         for k, v in table_signals(s).items():
@@ -222,19 +230,10 @@ def find_selection(run_dir: Path, subset: Path | None) -> Path | None:
     return p
 
 
-def _step_columns(step: dict[str, Any], available: list[str]) -> list[str]:
-    """Table columns a step refers to (substring match on its name and detail: over-inclusion is harmless)."""
-    text = step["name"] + " " + json.dumps(step.get("detail") or {}, default=str)
-    return [
-        c for c in available if c in text and (c not in IDENTITY_COLUMNS or step["name"].startswith("where "))
-    ]
-
-
-def _show_columns(step: dict[str, Any], cols: list[str]) -> list[str]:
-    name = step["name"]
-    if name == "status == 'ok'":
+def _show_columns(step: StepInfo, cols: list[str]) -> list[str]:
+    if step.kind == "status":
         return ["status", "error"]
-    if name == "first occurrence of uid":
+    if step.kind == "dedup":
         return ["uid"]
     return [c for c in cols if c not in ("uid", "shard", "text")]
 
@@ -253,8 +252,8 @@ def _caption(text: Any) -> str | None:
     return s if len(s) <= CAPTION_CHARS else s[: CAPTION_CHARS - 1] + "…"
 
 
-def _selection(sel: dict[str, Any], sel_path: Path, tab: _Tables, df: pd.DataFrame) -> dict[str, Any]:
-    steps = sel.get("steps", [])
+def _selection(sel: dict[str, Any], sel_path: Path, tab: PoolTables, df: pd.DataFrame) -> dict[str, Any]:
+    steps = parse_steps(sel)
     out: dict[str, Any] = {
         "file": str(sel_path),
         "pool_rows": sel.get("pool_rows"),
@@ -270,48 +269,47 @@ def _selection(sel: dict[str, Any], sel_path: Path, tab: _Tables, df: pd.DataFra
             f"the selection saw {sel.get('pool_rows')} rows but the tables now hold {n}: the pool changed "
             "since this selection was made, so no examples are shown"
         )
-    subset_npy = Path(sel.get("subset") or sel_path.with_suffix(".npy"))
-    if not subset_npy.is_file():
-        subset_npy = sel_path.with_suffix(".npy")
+    subset_npy = subset_file(sel, sel_path)
     mask = np.ones(n, dtype=bool)
     prev_cum = n
     for i, step in enumerate(steps):
-        name, detail = step["name"], step.get("detail") or {}
         rec: dict[str, Any] = {
-            "name": name,
-            "kept_alone": step.get("kept_alone"),
-            "kept_cumulative": step.get("kept_cumulative"),
-            "removed": (prev_cum - step["kept_cumulative"])
-            if step.get("kept_cumulative") is not None
-            else None,
-            "detail": detail,
+            "name": step.name,
+            "kind": step.kind,
+            "column": step.column,
+            "op": step.op,
+            "threshold": step.threshold,
+            "fraction": step.fraction,
+            "kept_alone": step.kept_alone,
+            "kept_cumulative": step.kept_cumulative,
+            "removed": (prev_cum - step.kept_cumulative) if step.kept_cumulative is not None else None,
+            "detail": step.detail,
             "examples": [],
             "note": None,
         }
-        prev_cum = step.get("kept_cumulative", prev_cum)
+        prev_cum = step.kept_cumulative if step.kept_cumulative is not None else prev_cum
         out["steps"].append(rec)
         if not reproducible:
             continue
         try:
-            new_mask, alone = _apply_step(step, df, mask, is_last=i == len(steps) - 1, subset_npy=subset_npy)
-        except AltsiftError as e:
+            new_mask, alone = replay_step(step, df, mask, is_last=i == len(steps) - 1, subset_npy=subset_npy)
+        except (AltsiftError, KeyError, ValueError) as e:
             new_mask, alone, rec["note"] = None, None, f"cannot re-evaluate this step on the tables: {e}"
         if new_mask is None:
             rec["note"] = rec["note"] or "this step cannot be re-evaluated from the tables; no examples"
             reproducible = False
             continue
-        if int(new_mask.sum()) != step.get("kept_cumulative") or (
-            alone is not None and alone != step.get("kept_alone")
-        ):
+        if int(new_mask.sum()) != step.kept_cumulative or (alone is not None and alone != step.kept_alone):
             rec["note"] = (
                 f"re-evaluating this step on the tables keeps {int(new_mask.sum())} (the selection "
-                f"recorded {step.get('kept_cumulative')}); no examples"
+                f"recorded {step.kept_cumulative}); no examples"
             )
             reproducible = False
             continue
         removed = np.flatnonzero(mask & ~new_mask)
         picks = _pick(removed, N_EXAMPLES)
-        show = [c for c in _show_columns(step, _step_columns(step, tab.columns)) if c in df.columns]
+        used = step_columns(step, tab.columns, IDENTITY_COLUMNS)
+        show = [c for c in _show_columns(step, used) if c in df.columns]
         if picks.size:
             texts = tab.values_at("text", picks) if "text" in tab.columns else {}
             for r in picks.tolist():
@@ -328,40 +326,20 @@ def _selection(sel: dict[str, Any], sel_path: Path, tab: _Tables, df: pd.DataFra
     return out
 
 
-def _apply_step(
-    step: dict[str, Any], df: pd.DataFrame, mask: np.ndarray, is_last: bool, subset_npy: Path
-) -> tuple[np.ndarray | None, int | None]:
-    """Cumulative mask after ``step`` and how many rows it keeps alone (None when not known)."""
-    name, detail = step["name"], step.get("detail") or {}
-    if name == "status == 'ok'":
-        m = (df["status"] == "ok").to_numpy()
-    elif name == "first occurrence of uid":
-        m = ~df["uid"].duplicated(keep="first").to_numpy()
-    elif name.startswith("where "):
-        m = eval_where(df, name[len("where ") :])
-    elif (top := _TOP_RE.fullmatch(name)) is not None:
-        m, _ = top_fraction_mask(
-            require_column(df, top.group(2)), float(detail.get("fraction", top.group(1)))
-        )
-    elif name.startswith("fuse ") and " -> " in name and "weights" in detail:
-        df[name.rsplit(" -> ", 1)[1]] = fuse(df, detail["weights"])
-        return mask.copy(), None
-    elif is_last and subset_npy.is_file():  # a preset (or any last step): the subset file is the result
-        return mask & contains(load_subset(subset_npy), df["uid"].tolist()), None
-    else:
-        return None, None
-    m = np.asarray(m, dtype=bool)
-    return mask & m, int(m.sum())
+def subset_file(sel: dict[str, Any], sel_path: Path) -> Path:
+    """The uid ``.npy`` a selection summary describes (its ``subset`` entry, else beside the json)."""
+    p = Path(sel.get("subset") or sel_path.with_suffix(".npy"))
+    return p if p.is_file() else sel_path.with_suffix(".npy")
 
 
 # ----------------------------------------------------------------------------- report
 def build_report(run_dir: str | Path, subset: Path | None = None) -> dict[str, Any]:
     """Everything ``render_markdown`` shows, as a JSON-ready dict (see the module docstring)."""
     run_dir = Path(run_dir)
-    tab = _Tables(run_dir)
+    tab = PoolTables(run_dir)
     sel_path = find_selection(run_dir, subset)
     sel = json.loads(sel_path.read_text()) if sel_path else None
-    step_cols = {c for s in (sel or {}).get("steps", []) for c in _step_columns(s, tab.columns)}
+    step_cols = {c for s in parse_steps(sel or {}) for c in step_columns(s, tab.columns, IDENTITY_COLUMNS)}
     want = sorted(({"key", "error"} | step_cols) & set(tab.columns))
     df = load_pool(run_dir, columns=want)
     signal_cols = [c for c in tab.columns if c not in IDENTITY_COLUMNS]
@@ -374,6 +352,7 @@ def build_report(run_dir: str | Path, subset: Path | None = None) -> dict[str, A
         "signals": _signals(tab),
         "columns": [summarize_column(c, tab.column(c)) for c in signal_cols],
         "selection": _selection(sel, sel_path, tab, df) if sel is not None and sel_path is not None else None,
+        "parrot": parrot_stats(run_dir) if "has_text" in tab.columns else None,
     }
     return report
 
@@ -540,10 +519,61 @@ def render_markdown(report: dict[str, Any]) -> str:
             ],
             "llrr",
         )
+    if report.get("parrot"):
+        L += _render_parrot(report["parrot"])
     sel = report.get("selection")
     if sel:
         L += _render_selection(sel, report["pool_rows"])
     return "\n".join(L).rstrip() + "\n"
+
+
+def _render_parrot(st: dict[str, Any]) -> list[str]:
+    """Parrot's Table 1 statistics (see :func:`altsift.report.stats.parrot_stats`)."""
+    L = [
+        "## Parrot captions",
+        "",
+        "Lin et al.'s Table 1 statistics over the images the `ocr` signal ran on.",
+        "",
+    ]
+    rows = [
+        ["images scored by ocr", _fmt(st["images"]), ""],
+        ["images with embedded text", _fmt(st["with_text"]), _pct(st["share_with_text"])],
+    ]
+    for label, r in (("CoTR", st["exact"]), ("fuzzy CoTR", st["fuzzy"])):
+        if r is None:
+            continue
+        rows += [
+            [f"{label}, mean over all images", "", _pct(r["mean_all"])],
+            [f"{label}, mean over images with text", "", _pct(r["mean_text"])],
+            [
+                f"images with co-emb. text ({label} > 0)",
+                _fmt(r["co_emb"]),
+                _pct(r["share_co_emb_text"]) + " of w/ text",
+            ],
+            [
+                f"fully spotted ({label} = 1)",
+                _fmt(r["fully_spotted"]),
+                _pct(r["share_fully_text"]) + " of w/ text",
+            ],
+            [
+                f"partly spotted (0 < {label} < 1)",
+                _fmt(r["partly_spotted"]),
+                _pct(r["share_partly_text"]) + " of w/ text",
+            ],
+        ]
+    L += _table(["statistic", "images", "share"], rows, "lrr")
+    for label, r in (("CoTR", st["exact"]), ("fuzzy CoTR", st["fuzzy"])):
+        if r is None:
+            continue
+        L += _table(
+            [f"{label} bin", "all images", "images with text"],
+            [
+                [_esc(b), _fmt(x), _fmt(y)]
+                for b, x, y in zip(st["bins"], r["hist_all"], r["hist_text"], strict=True)
+            ],
+            "lrr",
+        )
+    return L
 
 
 def _render_selection(sel: dict[str, Any], pool_rows: int) -> list[str]:
