@@ -6,11 +6,14 @@ back as a status (``missing_image``, ``empty_image``, ``bad_image``, ``image_too
 
 - ``image_header`` reads only the header (``Image.open(...).size``, no pixel decoded): the original
   size for ``original_width/height`` when no signal needs pixels.
-- ``decode_image`` refuses an image whose header claims more than ``max_pixels`` pixels, and decodes
-  a JPEG straight to the smallest DCT scale (1/2, 1/4, 1/8, via PIL's ``draft()``) that still covers
-  ``max_side`` on its longer side, *keeping the aspect ratio* (a 65500x2700 header is decoded at 1/8,
-  ~8 MB, not 530 MB), then downscales to ``max_side``. PNG, WebP, GIF and BMP cannot be decoded at a
-  reduced scale, so for them ``max_pixels`` is the whole budget (peak ~4 bytes per claimed pixel).
+- ``decode_image`` refuses an image whose header claims more than ``max_pixels`` pixels. A JPEG larger
+  than ``max_side`` is decoded straight at reduced scale (1/2, 1/4 or 1/8, libjpeg's DCT scaling via
+  PIL's ``draft()``): the coarsest scale whose longer side stays >= 3/4 of ``max_side``, judged on the
+  longer side so the aspect ratio cannot defeat it (a 65500x2700 header is decoded at 1/8, ~8 MB, not
+  530 MB; an 8000x8000 photo at 1/2 for ``max_side=4096``). The result is then downscaled to at most
+  ``max_side`` (so a JPEG's longer side ends between 3/4 x and 1 x ``max_side``). PNG, WebP, GIF and
+  BMP cannot be decoded at reduced scale: for them ``max_pixels`` is the whole budget (peak ~4 bytes
+  per claimed pixel, plus the RGB copy).
 - ``verify_image`` decodes to check the data (JPEG at 1/8 scale) and keeps no pixels.
 
 Only ``DECODE_FORMATS`` are opened (the formats img2dataset writes plus GIF/BMP): PIL's other plugins
@@ -40,6 +43,7 @@ Image.init()  # register every plugin once, so the allow-list below can be check
 DECODE_FORMATS = tuple(f for f in ("JPEG", "PNG", "WEBP", "GIF", "BMP") if f in Image.OPEN)
 _DRAFT_FORMATS = ("JPEG", "MPO")
 _VERIFY_SIDE = 64  # JPEG verification decodes at the coarsest DCT scale at or above this side
+_DRAFT_FLOOR = 0.75  # a reduced-scale JPEG decode keeps its longer side >= this fraction of max_side
 
 
 class Decoded(NamedTuple):
@@ -81,11 +85,10 @@ def _failure(e: Exception) -> Decoded:
     return Decoded(None, "bad_image", f"cannot decode image: {_clean_message(e)}", None)
 
 
-def _fit(size: tuple[int, int], side: int) -> tuple[int, int]:
-    """``size`` scaled so its longer side is ``side`` (aspect kept, at least 1 pixel each way)."""
-    w, h = size
-    scale = side / max(w, h)
-    return max(1, round(w * scale)), max(1, round(h * scale))
+def _draft_scale(size: tuple[int, int], max_side: int) -> int:
+    """The coarsest JPEG DCT scale (8, 4, 2 or 1) whose longer side stays >= 3/4 of ``max_side``."""
+    longest = max(size)
+    return next((s for s in (8, 4, 2) if longest / s >= max_side * _DRAFT_FLOOR), 1)
 
 
 def image_header(data: bytes | None, max_pixels: int | None = None) -> Decoded:
@@ -106,24 +109,30 @@ def _decode(data: bytes | None, max_pixels: int, max_side: int | None, keep: boo
     pre = _precheck(data)
     if pre is not None:
         return pre
+    im: Image.Image | None = None
+    out: Image.Image | None = None
     try:
-        with Image.open(io.BytesIO(data), formats=DECODE_FORMATS) as im:
-            w, h = im.size
-            bad = _too_large(w, h, max_pixels)
-            if bad is not None:
-                return bad
-            target = _fit((w, h), max_side) if max_side and max(w, h) > max_side else None
-            if target is not None and im.format in _DRAFT_FORMATS:
-                im.draft("RGB", target)  # DCT scaling: decoded at 1/2..1/8 scale, still >= target
-            im.load()
-            if not keep:
-                return Decoded(None, None, None, (w, h))
-            out = im.convert("RGB")  # always a new image: `im` is closed when the block ends
+        im = Image.open(io.BytesIO(data), formats=DECODE_FORMATS)
+        w, h = im.size
+        bad = _too_large(w, h, max_pixels)
+        if bad is not None:
+            return bad
+        if max_side and max(w, h) > max_side and im.format in _DRAFT_FORMATS:
+            scale = _draft_scale((w, h), max_side)
+            if scale > 1:  # DCT scaling: libjpeg decodes straight to 1/scale of the size
+                im.draft("RGB", (max(1, w // scale), max(1, h // scale)))
+        im.load()
+        if not keep:
+            return Decoded(None, None, None, (w, h))
+        out = im if im.mode == "RGB" else im.convert("RGB")  # no copy when already RGB
         if max_side and max(out.size) > max_side:
             out.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
         return Decoded(out, None, None, (w, h))
     except Exception as e:
         return _failure(e)
+    finally:
+        if im is not None and im is not out:
+            im.close()
 
 
 def decode_image(data: bytes | None, max_pixels: int, max_side: int | None = None) -> Decoded:
@@ -131,7 +140,7 @@ def decode_image(data: bytes | None, max_pixels: int, max_side: int | None = Non
 
     Refused (``image_too_large``, nothing decoded) when the header claims more than ``max_pixels``;
     downscaled so the longer side is at most ``max_side`` (JPEGs are decoded at reduced scale
-    directly). ``size`` is always the original size.
+    directly, ending between 3/4 x and 1 x ``max_side``). ``size`` is always the original size.
     """
     return _decode(data, max_pixels, max_side, keep=True)
 

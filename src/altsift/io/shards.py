@@ -181,6 +181,8 @@ class ShardReadResult:
 # ---------------------------------------------------------------------------------------------- text
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _JSON_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_MEMBER_CHUNK = 1 << 20
+_TAR_BUFSIZE = 1 << 18  # tarfile's stream read size: skipping an unread member goes 256 KiB at a time
 
 
 def clean_text(s: str) -> tuple[str, bool]:
@@ -230,8 +232,8 @@ class SourceError(Exception):
     """Reading the underlying file, object or stream failed (not a problem of the tar format)."""
 
 
-class _LimitError(Exception):
-    """A tar header or the decompressed stream exceeds a ReadLimits bound."""
+class ReadLimitExceeded(Exception):
+    """A tar header or the decompressed stream exceeds a ReadLimits bound (a shard-level error)."""
 
 
 class _GuardedTarInfo(tarfile.TarInfo):
@@ -249,7 +251,7 @@ class _GuardedTarInfo(tarfile.TarInfo):
 
     def _check_header(self, what: str) -> None:
         if not 0 <= self.size <= self.max_header_bytes:
-            raise _LimitError(f"{what} of {self.size} bytes is over the {self.max_header_bytes}-byte header limit")
+            raise ReadLimitExceeded(f"{what} of {self.size} bytes is over the {self.max_header_bytes}-byte header limit")
 
     def _proc_gnulong(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
         self._check_header("GNU long name")
@@ -267,7 +269,7 @@ class _GuardedTarInfo(tarfile.TarInfo):
         while isextended:
             blocks += 1
             if blocks * tarfile.BLOCKSIZE > self.max_header_bytes:
-                raise _LimitError(f"GNU sparse map of {self.name!r} is over the {self.max_header_bytes}-byte header limit")
+                raise ReadLimitExceeded(f"GNU sparse map of {self.name!r} is over the {self.max_header_bytes}-byte header limit")
             buf = tarfile_.fileobj.read(tarfile.BLOCKSIZE)
             if len(buf) < tarfile.BLOCKSIZE:
                 raise tarfile.ReadError("unexpected end of data in a sparse map")
@@ -296,11 +298,11 @@ class _GuardedTarInfo(tarfile.TarInfo):
         fields_raw, buf = buf.split(b"\n", 1)
         fields = int(fields_raw)
         if not 0 <= fields * 4 <= self.max_header_bytes:
-            raise _LimitError(f"GNU sparse map with {fields} entries is over the header limit")
+            raise ReadLimitExceeded(f"GNU sparse map with {fields} entries is over the header limit")
         while len(sparse) < fields * 2:
             if b"\n" not in buf:
                 if read > self.max_header_bytes:
-                    raise _LimitError("GNU sparse map is over the header limit")
+                    raise ReadLimitExceeded("GNU sparse map is over the header limit")
                 chunk = tarfile_.fileobj.read(tarfile.BLOCKSIZE)
                 if not chunk:
                     raise tarfile.ReadError("unexpected end of data in a sparse map")
@@ -333,22 +335,37 @@ class _Counted(io.RawIOBase):
         return n
 
 
-class _Decompressed(io.RawIOBase):
-    """A decompressed view that stops once the output outgrows the input (decompression bombs)."""
+class _Read1(io.RawIOBase):
+    """One underlying ``read1`` per call, so data before a failing read reaches tarfile: buffered
+    readers that gather many reads into one would drop it with the exception."""
 
-    def __init__(self, dec: IO[bytes], source: _Counted, limits: ReadLimits) -> None:
-        self.dec, self.source, self.limits = dec, source, limits
-        self.out = 0
+    def __init__(self, f: Any) -> None:
+        self.f = f
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, b: Any) -> int:
-        n = self.dec.readinto(b)  # type: ignore[attr-defined]
+        data = self.f.read1(len(b))
+        n = len(data)
+        b[:n] = data
+        return n
+
+
+class _Decompressed(_Read1):
+    """A decompressed view that stops once the output outgrows the input (decompression bombs)."""
+
+    def __init__(self, dec: Any, source: _Counted, limits: ReadLimits) -> None:
+        super().__init__(dec)
+        self.source, self.limits = source, limits
+        self.out = 0
+
+    def readinto(self, b: Any) -> int:
+        n = super().readinto(b)
         self.out += n
         lim = self.limits
         if self.out > lim.compression_allowance + lim.max_compression_ratio * self.source.count:
-            raise _LimitError(
+            raise ReadLimitExceeded(
                 f"decompressed {self.out} bytes from {self.source.count}: compression ratio above "
                 f"{lim.max_compression_ratio:g} (decompression bomb guard)"
             )
@@ -359,7 +376,7 @@ def _decompressing(buffered: io.BufferedReader, source: _Counted, limits: ReadLi
                    stack: contextlib.ExitStack) -> IO[bytes]:
     """Detect gzip / bzip2 / xz by magic bytes (as tarfile's ``r|*`` does) and wrap accordingly."""
     head = buffered.peek(10)[:10]
-    dec: IO[bytes]
+    dec: Any
     if head.startswith(b"\x1f\x8b\x08"):
         dec = stack.enter_context(gzip.GzipFile(fileobj=buffered, mode="rb"))
     elif head[:3] == b"BZh" and head[4:10] == b"1AY&SY":
@@ -367,8 +384,8 @@ def _decompressing(buffered: io.BufferedReader, source: _Counted, limits: ReadLi
     elif head.startswith((b"\x5d\x00\x00\x80", b"\xfd7zXZ")):
         dec = stack.enter_context(lzma.LZMAFile(buffered))  # noqa: SIM115 - closed by the stack
     else:
-        return buffered
-    return stack.enter_context(io.BufferedReader(_Decompressed(dec, source, limits), buffer_size=1 << 16))
+        return _Read1(buffered)  # type: ignore[return-value]
+    return _Decompressed(dec, source, limits)  # type: ignore[return-value]
 
 
 def _source_error(e: BaseException) -> SourceError | None:
@@ -381,6 +398,22 @@ def _source_error(e: BaseException) -> SourceError | None:
         cur = cur.__cause__ or cur.__context__
         seen += 1
     return None
+
+
+def _read_member(tf: tarfile.TarFile, m: tarfile.TarInfo) -> bytes:
+    """A member's bytes, read in 1 MiB pieces (tarfile's own ``read()`` copies a member ~3 times)."""
+    f = tf.extractfile(m)
+    if f is None:
+        return b""
+    chunks: list[bytes] = []
+    got = 0
+    while got < m.size:
+        chunk = f.read(min(_MEMBER_CHUNK, m.size - got))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
 
 
 def _split_member(name: str) -> tuple[str, str]:
@@ -470,7 +503,8 @@ class ShardStream:
             stream = _decompressing(buffered, counted, lim, stack)
             tinfo = type("_LimitedTarInfo", (_GuardedTarInfo,), {"max_header_bytes": lim.max_header_bytes})
             tf = stack.enter_context(tarfile.open(  # noqa: SIM115 - closed by the stack
-                fileobj=stream, mode="r|", tarinfo=tinfo, encoding="utf-8", errors="surrogateescape"))
+                fileobj=stream, mode="r|", tarinfo=tinfo, encoding="utf-8", errors="surrogateescape",
+                bufsize=_TAR_BUFSIZE))
             while True:
                 m = tf.next()
                 self.bytes_read = counted.count
@@ -480,7 +514,7 @@ class ShardStream:
                 if m.isdir():
                     continue
                 if m.size < 0:
-                    raise _LimitError(f"member {m.name!r} has a negative size")
+                    raise ReadLimitExceeded(f"member {m.name!r} has a negative size")
                 key, ext = _split_member(m.name)
                 key, renamed = clean_text(key)
                 if group is None or key != group.key or ext in exts:
@@ -512,10 +546,7 @@ class ShardStream:
                     group.flag("sample_too_large", f"members add up to more than max_sample_bytes="
                                f"{lim.max_sample_bytes} at '{name}' ({m.size} bytes)")
                     continue
-                f = tf.extractfile(m)
-                if f is None:
-                    continue
-                data = f.read()
+                data = _read_member(tf, m)
                 if len(data) != m.size:
                     raise tarfile.ReadError(f"unexpected end of data in member {name!r}")
                 group.files[ext] = data
@@ -576,19 +607,23 @@ def _size(value: Any) -> int | None:
     return int(value) if 0 < value < 2**31 else None  # NaN fails both comparisons
 
 
-def _parse_json(data: bytes) -> tuple[dict[str, Any], str | None]:
-    """(object, problem detail). Never raises for bad data: invalid, non-UTF-8, too deep, not an object."""
+def _parse_json(data: bytes) -> tuple[dict[str, Any], str | None, bool]:
+    """(object, problem detail, caption had a lone surrogate). Never raises for bad data: invalid,
+    non-UTF-8, too deep, not an object. Lone surrogates in any string become U+FFFD."""
     try:
         loaded = json.loads(data.decode("utf-8"))
     except RecursionError:
-        return {}, "json is nested too deeply"
+        return {}, "json is nested too deeply", False
     except (UnicodeDecodeError, ValueError) as e:  # JSONDecodeError, int digit limits
-        return {}, f"invalid json: {_exc(e)}"
+        return {}, f"invalid json: {_exc(e)}", False
     if not isinstance(loaded, dict):
-        return {}, "json is not an object"
+        return {}, "json is not an object", False
+    caption_fixed = False
     if _JSON_SURROGATE_ESCAPE.search(data):  # only \udXXX escapes can yield lone surrogates
+        caption = loaded.get("caption")
+        caption_fixed = isinstance(caption, str) and clean_text(caption)[1]
         loaded = _clean_json(loaded)
-    return loaded, None
+    return loaded, None, caption_fixed
 
 
 def _parse(raw: RawSample, shard: str, seen_uids: set[str]) -> dict[str, Any]:
@@ -597,8 +632,9 @@ def _parse(raw: RawSample, shard: str, seen_uids: set[str]) -> dict[str, Any]:
         problems.append((raw.problem, raw.detail or raw.problem))
     key = clean_text(raw.key)[0]
     meta: dict[str, Any] = {}
+    caption_fixed = False
     if "json" in raw.files:
-        meta, err = _parse_json(raw.files["json"])
+        meta, err, caption_fixed = _parse_json(raw.files["json"])
         if err:
             problems.append(("bad_json", err))
     text: str | None = None
@@ -609,8 +645,8 @@ def _parse(raw: RawSample, shard: str, seen_uids: set[str]) -> dict[str, Any]:
             text = raw.files["txt"].decode("utf-8", errors="replace")
             problems.append(("bad_utf8", f"caption is not valid UTF-8: {e}"))
     elif isinstance(meta.get("caption"), str):
-        text, changed = clean_text(meta["caption"])
-        if changed:
+        text = meta["caption"]
+        if caption_fixed:
             problems.append(("bad_utf8", "json caption holds a lone surrogate (replaced by U+FFFD)"))
     if text is None:
         problems.append(("missing_caption", "no .txt member and no caption in json"))
