@@ -122,10 +122,19 @@ def caption_json(uid: str, caption: str) -> bytes:
 
 
 def peak_rss_mb(code: str, timeout: float = 120) -> tuple[float, str]:
-    """Run ``code`` in a fresh interpreter; return (its peak RSS in MB, its stdout)."""
+    """Run ``code`` in a fresh interpreter; return (its peak RSS in MB, its stdout).
+
+    Reads ``VmHWM`` (the peak of the process's own address space): ``ru_maxrss`` would also count
+    the parent's peak, which Linux carries into a child across ``vfork``/``exec``."""
     script = textwrap.dedent(code) + textwrap.dedent("""
-        import resource as _r
-        print("PEAK_RSS_KB", _r.getrusage(_r.RUSAGE_SELF).ru_maxrss)
+        def _peak_kb():
+            try:
+                with open("/proc/self/status") as f:
+                    return int(next(x for x in f if x.startswith("VmHWM:")).split()[1])
+            except (OSError, StopIteration):
+                import resource
+                return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print("PEAK_RSS_KB", _peak_kb())
     """)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout, env=env)

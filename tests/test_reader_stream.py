@@ -193,12 +193,13 @@ def test_parse_sample_never_raises_on_odd_raw_samples():
 
 def test_repeated_key_keeps_both_samples(tmp_path):
     """A key repeated later in the tar lost the first sample silently (members were merged by key)."""
-    from altsift.io.shards import parse_samples, read_shard
+    from altsift.io.shards import parse_sample, read_shard
 
     a1, b, a2 = sample(0, text="first a"), sample(1), sample(2, text="second a")
     p = write_tar(tmp_path / "00000.tar", [("a", a1), ("b", b), ("a", a2)])
     r = read_shard(p)
-    rows = list(parse_samples(r.samples, "00000"))
+    seen: set[str] = set()
+    rows = [parse_sample(x, "00000", seen) for x in r.samples]
     assert [(x["key"], x["text"], x["status"]) for x in rows] == [
         ("a", "first a", "ok"),
         ("b", sample(1)["txt"].decode(), "ok"),
@@ -224,6 +225,12 @@ def _six(tmp_path: Path) -> bytes:
     return write_tar(tmp_path / "six.tar", [(f"k{i}", sample(i)) for i in range(6)]).read_bytes()
 
 
+def _file(tmp_path: Path, data: bytes) -> Path:
+    p = tmp_path / "damaged.tar"
+    p.write_bytes(data)
+    return p
+
+
 def _members(data: bytes) -> list[tarfile.TarInfo]:
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tf:
         return tf.getmembers()
@@ -234,7 +241,7 @@ def test_truncation_mid_member_keeps_earlier_samples(tmp_path):
 
     data = _six(tmp_path)
     m = _members(data)[10]  # k3.txt
-    r = read_shard(io.BytesIO(data[: m.offset_data + 2]))
+    r = read_shard(_file(tmp_path, data[: m.offset_data + 2]))
     assert [s.key for s in r.samples] == ["k0", "k1", "k2", "k3"]
     assert [s.problem for s in r.samples] == [None, None, None, "truncated_shard"]
     assert r.error_kind == "corrupt"
@@ -248,7 +255,7 @@ def test_truncation_at_a_member_boundary_is_not_silent(tmp_path):
     data = _six(tmp_path)
     nxt = _members(data)[9]  # k3.jpg: samples have 3 members each
     for cut in (nxt.offset, nxt.offset + 100):
-        r = read_shard(io.BytesIO(data[:cut]))
+        r = read_shard(_file(tmp_path, data[:cut]))
         assert r.error is not None and "end-of-archive" in r.error
         assert [s.key for s in r.samples] == ["k0", "k1", "k2"]
         assert r.samples[-1].problem == "truncated_shard"
@@ -259,7 +266,7 @@ def test_corrupt_header_mid_shard_is_not_silent(tmp_path):
 
     data = bytearray(_six(tmp_path))
     data[_members(bytes(data))[9].offset + 10] ^= 0xFF  # breaks the header checksum
-    r = read_shard(io.BytesIO(bytes(data)))
+    r = read_shard(_file(tmp_path, bytes(data)))
     assert r.error is not None and r.error_kind == "corrupt"
     assert [s.key for s in r.samples] == ["k0", "k1", "k2"]
 
