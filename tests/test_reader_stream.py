@@ -66,7 +66,7 @@ def test_gzip_bomb_is_refused_quickly_with_low_memory(tmp_path):
         from altsift.io.shards import read_shard
         r = read_shard({str(p)!r})
         print("ROWS", [(s.key, s.problem, s.detail) for s in r.samples])
-        print("ERROR", r.error_kind, r.error)
+        print("ERROR", getattr(r, "error_kind", None), r.error)
     """)
     assert peak < 300, f"peak RSS {peak:.0f} MB"
     assert "ERROR corrupt" in out and "decompression bomb" in out

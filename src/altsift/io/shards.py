@@ -374,9 +374,13 @@ class _Decompressed(_Read1):
 
 def _decompressing(buffered: io.BufferedReader, source: _Counted, limits: ReadLimits,
                    stack: contextlib.ExitStack) -> IO[bytes]:
-    """Detect gzip / bzip2 / xz by magic bytes (as tarfile's ``r|*`` does) and wrap accordingly."""
-    head = buffered.peek(10)[:10]
+    """Detect gzip / bzip2 / xz by magic bytes (as tarfile's ``r|*`` does) and wrap accordingly. A
+    first block that is a valid tar header is a plain tar whatever its first bytes (a member named
+    ``\x1f\x8b\x08...`` fooled tarfile's own detection)."""
+    head = buffered.peek(tarfile.BLOCKSIZE)
     dec: Any
+    if _is_tar_header(head):
+        return _Read1(buffered)  # type: ignore[return-value]
     if head.startswith(b"\x1f\x8b\x08"):
         dec = stack.enter_context(gzip.GzipFile(fileobj=buffered, mode="rb"))
     elif head[:3] == b"BZh" and head[4:10] == b"1AY&SY":
@@ -386,6 +390,15 @@ def _decompressing(buffered: io.BufferedReader, source: _Counted, limits: ReadLi
     else:
         return _Read1(buffered)  # type: ignore[return-value]
     return _Decompressed(dec, source, limits)  # type: ignore[return-value]
+
+
+def _is_tar_header(block: bytes) -> bool:
+    if len(block) < tarfile.BLOCKSIZE:
+        return False
+    try:
+        return tarfile.nti(block[148:156]) in tarfile.calc_chksums(block[: tarfile.BLOCKSIZE])
+    except (ValueError, tarfile.HeaderError):
+        return False
 
 
 def _source_error(e: BaseException) -> SourceError | None:
@@ -417,14 +430,13 @@ def _read_member(tf: tarfile.TarFile, m: tarfile.TarInfo) -> bytes:
 
 
 def _split_member(name: str) -> tuple[str, str]:
-    """webdataset key/extension split: key = path up to the first dot of the basename."""
-    p = PurePosixPath(name)
-    base = p.name
-    if "." not in base:
+    """webdataset's key/extension split: key = the path up to the first dot of the basename,
+    extension = the rest, lower-cased (``a/b.c.JPG`` -> ``a/b``, ``c.jpg``); no dot: no extension."""
+    slash = name.rfind("/")
+    dot = name.find(".", slash + 1)
+    if dot < 0:
         return name, ""
-    stem, ext = base.split(".", 1)
-    key = str(p.parent / stem) if str(p.parent) not in ("", ".") else stem
-    return key, ext.lower()
+    return name[:dot], name[dot + 1 :].lower()
 
 
 def _unsafe(name: str) -> bool:
