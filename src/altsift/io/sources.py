@@ -267,16 +267,13 @@ def open_source(
     """Open a shard for one forward pass (the caller closes it). Raises OSError when it cannot."""
     if not is_url(source):
         return open(_local_path(source), "rb", buffering=1 << 16)  # noqa: SIM115 - the caller closes it
-    import fsspec
-
     url = str(source)
-    protocol = _protocol(url)
     try:
-        of = fsspec.open(url, "rb", block_size=0 if protocol in STREAMING_PROTOCOLS else block_size,
-                         **dict(storage_options or {}))
-    except (ImportError, ValueError) as e:
-        raise OSError(f"cannot open {url}: {e}") from None
-    return of.open()
+        fs, path = _filesystem(url, storage_options)
+    except ConfigError as e:
+        raise OSError(str(e)) from None
+    streaming = _protocol(url) in STREAMING_PROTOCOLS
+    return fs.open(path, "rb", block_size=0 if streaming else block_size)
 
 
 def source_label(source: Any) -> str:
