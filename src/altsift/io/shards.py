@@ -68,7 +68,7 @@ import re
 import tarfile
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import IO, Any
 
 from altsift.io.images import Decoded, decode_image, image_header, verify_image
@@ -182,13 +182,13 @@ class ShardReadResult:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _JSON_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _MEMBER_CHUNK = 1 << 20
-_TAR_BUFSIZE = 1 << 18  # tarfile's stream read size: skipping an unread member goes 256 KiB at a time
+_TAR_BUFSIZE = 1 << 16  # tarfile's stream read size (its buffer is re-sliced on every read: keep it small)
 
 
 def clean_text(s: str) -> tuple[str, bool]:
     """``s`` as valid UTF-8 text, and whether it changed. Bytes smuggled in by ``surrogateescape``
     (non-UTF-8 tar names) become ``\\xNN``; any other lone surrogate becomes U+FFFD."""
-    if not _SURROGATE.search(s):
+    if s.isascii() or not _SURROGATE.search(s):
         return s, False
 
     def fix(m: re.Match[str]) -> str:
@@ -345,8 +345,11 @@ class _Read1(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def read(self, size: int = -1) -> bytes:  # tarfile calls read(): skip RawIOBase's bytearray round trip
+        return self.f.read1(size if size is not None and size >= 0 else io.DEFAULT_BUFFER_SIZE)
+
     def readinto(self, b: Any) -> int:
-        data = self.f.read1(len(b))
+        data = self.read(len(b))
         n = len(data)
         b[:n] = data
         return n
@@ -360,16 +363,16 @@ class _Decompressed(_Read1):
         self.source, self.limits = source, limits
         self.out = 0
 
-    def readinto(self, b: Any) -> int:
-        n = super().readinto(b)
-        self.out += n
+    def read(self, size: int = -1) -> bytes:
+        data = super().read(size)
+        self.out += len(data)
         lim = self.limits
         if self.out > lim.compression_allowance + lim.max_compression_ratio * self.source.count:
             raise ReadLimitExceeded(
                 f"decompressed {self.out} bytes from {self.source.count}: compression ratio above "
                 f"{lim.max_compression_ratio:g} (decompression bomb guard)"
             )
-        return n
+        return data
 
 
 def _decompressing(buffered: io.BufferedReader, source: _Counted, limits: ReadLimits,
@@ -418,6 +421,8 @@ def _read_member(tf: tarfile.TarFile, m: tarfile.TarInfo) -> bytes:
     f = tf.extractfile(m)
     if f is None:
         return b""
+    if m.size <= _MEMBER_CHUNK:
+        return f.read()
     chunks: list[bytes] = []
     got = 0
     while got < m.size:
@@ -440,7 +445,8 @@ def _split_member(name: str) -> tuple[str, str]:
 
 
 def _unsafe(name: str) -> bool:
-    return name.startswith("/") or ".." in PurePosixPath(name).parts
+    """An absolute name or one with a ``..`` component (never extracted anyway; reported)."""
+    return name.startswith("/") or (".." in name and ".." in name.split("/"))
 
 
 class ShardStream:
@@ -539,7 +545,7 @@ class ShardStream:
                         group.flag("duplicate_key", f"key '{key}' appeared earlier in this shard")
                     seen_keys.add(key)
                 exts.add(ext)
-                name = _short(m.name, 200)
+                name = m.name if len(m.name) <= 200 and m.name.isascii() else _short(m.name, 200)
                 if renamed:
                     group.flag("bad_utf8", f"member name '{name}' is not valid UTF-8")
                 if not m.isfile():  # links and devices are never followed or read
@@ -563,7 +569,6 @@ class ShardStream:
                     raise tarfile.ReadError(f"unexpected end of data in member {name!r}")
                 group.files[ext] = data
                 sample_bytes += len(data)
-                self.bytes_read = counted.count
             end = getattr(tf, "_altsift_end", None)
             if not isinstance(end, tarfile.EOFHeaderError):  # tarfile ends quietly on a bad header
                 why = f"{type(end).__name__}: {end}" if end is not None else "no end-of-archive marker"
