@@ -182,7 +182,7 @@ class ShardReadResult:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _JSON_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _MEMBER_CHUNK = 1 << 20
-_TAR_BUFSIZE = 1 << 16  # tarfile's stream read size (its buffer is re-sliced on every read: keep it small)
+_TAR_BUFSIZE = tarfile.RECORDSIZE  # tarfile's stream read size; it re-slices its buffer on every read: keep small
 
 
 def clean_text(s: str) -> tuple[str, bool]:
