@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from altsift.probe import overlay_text
 from PIL import Image
 from skimage import data
 
 from altsift.config import build_config
 from altsift.pipeline.score import score
-from altsift.probe import overlay_text
 from altsift.report.html import write_html
 from altsift.select.core import SelectRequest, run_selection, write_selection
 

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pyarrow as pa
 import pytest
+from altsift.probe import overlay_text
 from PIL import Image
 from skimage import data
 from typer.testing import CliRunner
@@ -16,7 +17,6 @@ import altsift.cli.report  # noqa: F401  (registers report / stats)
 from altsift.cli import _load_commands, app
 from altsift.errors import ConfigError
 from altsift.io.tables import table_path, with_signals_meta, write_table_atomic
-from altsift.probe import overlay_text
 from altsift.report.html import Page, ReportData
 from altsift.report.stats import cotr_bin_index, noun_lemma, parrot_stats, text_diversity, tokens
 from altsift.report.subsets import PoolView, caption_stats

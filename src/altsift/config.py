@@ -32,10 +32,10 @@ class RayOptions(_Strict):
     """Ray Data scale-out: one actor pool per model signal."""
 
     address: str | None = None
-    num_actors: int = 1
-    num_gpus_per_actor: float = 0.0
-    num_cpus_per_actor: float = 1.0
-    read_parallelism: int = 2
+    num_actors: int = Field(1, ge=1)
+    num_gpus_per_actor: float = Field(0.0, ge=0)
+    num_cpus_per_actor: float = Field(1.0, gt=0)
+    read_parallelism: int = Field(2, ge=1)
 
 
 class ScoreOptions(_Strict):
@@ -45,10 +45,26 @@ class ScoreOptions(_Strict):
     decode_threads: int = Field(2, ge=1, description="threads decoding images ahead of the models")
     prefetch_batches: int = Field(2, ge=0, description="decoded batches kept ready ahead of the models")
     max_image_pixels: int = Field(
-        178_956_970, description="decompression-bomb guard (PIL default x2); larger images get status image_too_large"
+        178_956_970, ge=1,
+        description="decompression-bomb guard (PIL default x2): images whose header claims more pixels are "
+        "not decoded and get status image_too_large",
     )
     max_decode_side: int | None = Field(
-        4096, description="images with a longer side are downscaled after decoding (original size is kept)"
+        4096, ge=1,
+        description="images with a longer side are decoded at reduced scale (JPEG) or downscaled; "
+        "the original size is kept; null for no limit",
+    )
+    max_member_bytes: int = Field(
+        32 * 2**20, ge=1, description="tar members larger than this are skipped unread (status member_too_large)"
+    )
+    max_sample_bytes: int = Field(
+        64 * 2**20, ge=1,
+        description="members of one sample past this total are skipped unread (status sample_too_large)",
+    )
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fsspec options for object-store inputs (s3://, gs://, https://), e.g. "
+        "{client_kwargs: {endpoint_url: 'http://127.0.0.1:9000'}} for MinIO or another S3-compatible store",
     )
     verify_images: bool = Field(
         True, description="decode every image even when no signal needs pixels, so broken images get a status"

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from altsift.errors import ConfigError
 from altsift.io import tables
 from altsift.io.schema import BASE_COLUMNS
-from altsift.io.shards import IMAGE_EXTS, read_shard
+from altsift.io.shards import IMAGE_EXTS, is_url, read_shard
 from altsift.io.uids import contains, load_subset
 from altsift.io.wds_writer import ShardWriter
 
@@ -100,10 +100,10 @@ def export(run_dir: str | Path, subset_path: str | Path, out_dir: str | Path,
             if caption_column and not captions and caption_column not in df.columns:
                 raise ConfigError(f"--caption-column '{caption_column}' is neither in the score tables nor in {side}")
             src = meta.get("path")
-            if not src or not Path(src).exists():
+            if not src or (not is_url(src) and not Path(src).exists()):
                 log.error("original shard for %s not found (%s); its %d selected samples are skipped", f.stem, src, int(sel.sum()))
                 continue
-            raw = {s.key: s for s in read_shard(Path(src)).samples}
+            raw = {s.key: s for s in read_shard(src).samples}
             signal_cols = [c for c in df.columns if c not in BASE_COLUMNS]
             for row in df[sel].itertuples(index=False):
                 r = row._asdict()

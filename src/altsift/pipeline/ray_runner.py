@@ -30,7 +30,15 @@ from tqdm import tqdm
 from altsift.config import RunConfig
 from altsift.io import tables
 from altsift.io.schema import BASE_COLUMNS, BASE_TYPES, to_arrow
-from altsift.io.shards import decode_image, expand_inputs, parse_sample, read_shard, shard_names
+from altsift.io.shards import (
+    NEEDED_EXTS,
+    ReadLimits,
+    decode_image,
+    expand_inputs,
+    parse_sample,
+    read_shard,
+    shard_names,
+)
 from altsift.pipeline.plan import SignalPlan, needed_signals, plan_signals
 from altsift.pipeline.score import ScoreSummary, SignalRunner, _shard_meta
 
@@ -41,8 +49,9 @@ _META = ("_row", "_n", "_shard_error", "_path", "_image_bytes")
 
 def read_shard_rows(item: dict[str, Any]) -> list[dict[str, Any]]:
     """Ray flat_map: one row per sample (image still encoded), plus columns already in the table."""
-    path, name = Path(item["path"]), item["name"]
-    result = read_shard(path)
+    path, name = item["path"], item["name"]
+    result = read_shard(path, limits=ReadLimits(**item["limits"]), storage_options=item["storage_options"],
+                        extensions=NEEDED_EXTS)
     seen: set[str] = set()
     rows = [parse_sample(s, name, seen) for s in result.samples]
     prior: dict[str, list] = {}
@@ -54,12 +63,12 @@ def read_shard_rows(item: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for i, r in enumerate(rows):
         row = {c: r[c] for c in BASE_COLUMNS}
-        row.update({"_shard_error": result.error, "_path": str(path), "_image_bytes": r["_image_bytes"]})
+        row.update({"_shard_error": result.error, "_path": path, "_image_bytes": r["_image_bytes"]})
         for c, vals in prior.items():
             row[c] = vals[i]
         out.append(_pack(name, i, n, row))
     if not out:  # keep the shard visible to the driver so it gets a table and a recorded error
-        out.append(_pack(name, -1, 0, {"_shard_error": result.error, "_path": str(path)}))
+        out.append(_pack(name, -1, 0, {"_shard_error": result.error, "_path": path}))
     return out
 
 
@@ -132,7 +141,8 @@ def score_with_ray(inputs: list[str], run_dir: str | Path, signals: list[str], c
     run_dir.mkdir(parents=True, exist_ok=True)
     opts = cfg.score
     plans = plan_signals(signals, cfg)
-    paths = expand_inputs(inputs)
+    paths = expand_inputs(inputs, opts.storage_options)
+    limits = ReadLimits.from_options(opts)
     names = shard_names(paths)
     summary = ScoreSummary(shards_total=len(paths))
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
@@ -149,7 +159,9 @@ def score_with_ray(inputs: list[str], run_dir: str | Path, signals: list[str], c
             todo = plans
         recorded_by_shard[name] = recorded
         drop = sorted({c for p in todo for c in p.columns})
-        groups[tuple(p.name for p in todo)].append({"path": str(path), "name": name, "table": str(tpath), "drop": drop})
+        groups[tuple(p.name for p in todo)].append({"path": path, "name": name, "table": str(tpath), "drop": drop,
+                                                    "limits": dict(limits.__dict__),
+                                                    "storage_options": dict(opts.storage_options)})
     if not groups:
         summary.seconds = round(time.time() - t0, 3)
         return summary

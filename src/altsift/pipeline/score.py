@@ -26,7 +26,15 @@ from altsift.config import RunConfig, ScoreOptions
 from altsift.errors import AltsiftError
 from altsift.io import tables
 from altsift.io.schema import BASE_COLUMNS, BASE_TYPES, to_arrow
-from altsift.io.shards import decode_image, expand_inputs, parse_sample, read_shard, shard_names
+from altsift.io.shards import (
+    NEEDED_EXTS,
+    ReadLimits,
+    decode_image,
+    expand_inputs,
+    parse_sample,
+    read_shard,
+    shard_names,
+)
 from altsift.pipeline.plan import SignalPlan, needed_signals, plan_signals, planned_schema
 from altsift.signals.base import Signal
 
@@ -161,7 +169,7 @@ class Scorer:
     # ------------------------------------------------------------------ shards
     def score(self, inputs: list[str], retry_errors: bool = False) -> ScoreSummary:
         t0 = time.time()
-        paths = expand_inputs(inputs)
+        paths = expand_inputs(inputs, self.opts.storage_options)
         names = shard_names(paths)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._write_manifest(inputs, paths, names)
@@ -200,17 +208,17 @@ class Scorer:
         (self.run_dir / "score_summary.json").write_text(json.dumps(asdict(summary), indent=2))
         return summary
 
-    def _write_manifest(self, inputs: list[str], paths: list[Path], names: list[str]) -> None:
+    def _write_manifest(self, inputs: list[str], paths: list[str], names: list[str]) -> None:
         manifest = {
             "inputs": list(inputs),
-            "shards": {n: str(p.resolve()) for p, n in zip(paths, names, strict=True)},
+            "shards": dict(zip(names, paths, strict=True)),  # absolute paths or URLs (expand_inputs)
             "signals": [p.name for p in self.plans],
         }
         (self.run_dir / "run.json").write_text(json.dumps(manifest, indent=2))
 
     def score_shard(
         self,
-        path: Path,
+        path: str,
         name: str,
         pool: ThreadPoolExecutor,
         retry_errors: bool,
@@ -229,7 +237,8 @@ class Scorer:
             if shard_meta.get("error"):
                 summary.shards_with_errors[name] = shard_meta["error"]
             return 0
-        result = read_shard(path)
+        result = read_shard(path, limits=ReadLimits.from_options(self.opts),
+                            storage_options=self.opts.storage_options, extensions=NEEDED_EXTS)
         if result.error:
             log.warning("shard %s: %s", path, result.error)
             summary.shards_with_errors[name] = result.error
@@ -255,7 +264,7 @@ class Scorer:
         table = self._run_signals(rows, todo, prior, pool)
         kept = {k: v for k, v in recorded.items() if k not in {p.name for p in todo}}
         kept.update({p.name: p.fingerprint() for p in todo})
-        info = {"path": str(path.resolve()), "error": result.error, "rows": len(rows)}
+        info = {"path": path, "error": result.error, "rows": len(rows)}
         tables.write_table_atomic(tables.with_signals_meta(table, kept, info), tpath)
         for s in table.column("status").to_pylist():
             statuses[s] += 1
@@ -312,7 +321,7 @@ class Scorer:
                 tables.write_array_atomic(np.concatenate(parts), tables.array_path(self.run_dir, c, shard))
         return pa.table(cols)
 
-    def _log_shard_error(self, name: str, path: Path, error: str) -> None:
+    def _log_shard_error(self, name: str, path: str, error: str) -> None:
         d = self.run_dir / "logs"
         d.mkdir(exist_ok=True)
         with open(d / "shard_errors.jsonl", "a") as f:
