@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from altsift.probe import overlay_text
 from PIL import Image
 from skimage import data
 
+from altsift.analysis.probe import overlay_text
 from altsift.config import build_config
 from altsift.pipeline.score import score
 from altsift.report.html import write_html

@@ -8,12 +8,12 @@ import json
 import numpy as np
 import pyarrow as pa
 import pytest
-from altsift.probe import overlay_text
 from PIL import Image
 from skimage import data
 from typer.testing import CliRunner
 
 import altsift.cli.report  # noqa: F401  (registers report / stats)
+from altsift.analysis.probe import overlay_text
 from altsift.cli import _load_commands, app
 from altsift.errors import ConfigError
 from altsift.io.tables import table_path, with_signals_meta, write_table_atomic

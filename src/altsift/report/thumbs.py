@@ -8,8 +8,8 @@ are kept, and each image is decoded (with the decompression-bomb guard of :func:
 downscaled to a small JPEG at once. A shard that is missing or unreadable, or a sample that is not
 found or does not decode, gives a :class:`Thumb` with ``error`` set (the report draws a placeholder).
 
-All shard access is in :func:`iter_shard_images`, so switching to the streaming iterator of
-``altsift.io.shards`` (or to object-store URLs) touches one function.
+All shard access is in :func:`iter_shard_images`, which uses the scoring reader's streaming iterator,
+so local paths and object-store URLs (``s3://``, ``gs://``, ``https://``) both work.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ import logging
 import tarfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from altsift.io.shards import IMAGE_EXTS, decode_image
+from altsift.io.shards import IMAGE_EXTS, ReadLimits, decode_image, open_shard
 from altsift.io.tables import SHARD_META_KEY
 
 log = logging.getLogger(__name__)
@@ -60,38 +60,24 @@ def shard_sources(files: Iterable[Path]) -> dict[str, str | None]:
     return out
 
 
-def _key_ext(name: str) -> tuple[str, str]:
-    """webdataset key/extension split (key = path up to the first dot of the basename)."""
-    p = PurePosixPath(name)
-    if "." not in p.name:
-        return name, ""
-    stem, ext = p.name.split(".", 1)
-    key = str(p.parent / stem) if str(p.parent) not in ("", ".") else stem
-    return key, ext.lower()
-
-
 def iter_shard_images(path: str, keys: set[str]) -> Iterator[tuple[str, bytes]]:
-    """Yield ``(key, image bytes)`` for the wanted ``keys`` of one shard, streaming; stop once all found.
-
-    Only regular members are read (links and special files are skipped), each at most
-    ``MAX_MEMBER_BYTES``; nothing is extracted to disk. Raises OSError / tarfile.TarError when the
-    shard cannot be opened or is damaged (samples yielded before the damage stand).
-    """
-    if "://" in path:
-        raise OSError(f"remote shard {path} is not read by the report")
+    """Yield ``(key, image bytes)`` for the wanted ``keys`` of one shard (local path or fsspec URL),
+    streaming with the scoring reader (``io.shards.open_shard``: one sample held at a time, per-member
+    byte budget); stops once all were found. Raises OSError when the shard is missing or damaged
+    before every wanted key was found (the keys yielded before the damage stand)."""
     left = set(keys)
-    with tarfile.open(path, mode="r|*") as tf:
-        for m in tf:
+    limits = ReadLimits(max_member_bytes=MAX_MEMBER_BYTES, max_sample_bytes=MAX_MEMBER_BYTES * 2)
+    with open_shard(path, limits, extensions=IMAGE_EXTS) as stream:
+        for sample in stream:
+            if sample.key in left:
+                data = next((sample.files[e] for e in IMAGE_EXTS if e in sample.files), None)
+                if data is not None:
+                    left.discard(sample.key)
+                    yield sample.key, data
             if not left:
-                break
-            if not m.isfile() or m.size > MAX_MEMBER_BYTES:
-                continue
-            key, ext = _key_ext(m.name)
-            if key in left and ext in IMAGE_EXTS:
-                f = tf.extractfile(m)
-                if f is not None:
-                    left.discard(key)
-                    yield key, f.read()
+                return
+    if stream.error:  # wanted keys are left and the shard could not be read to its end
+        raise OSError(stream.error)
 
 
 def make_thumb(data: bytes, side: int = THUMB_SIDE, max_decode_side: int | None = MAX_DECODE_SIDE) -> Thumb:
