@@ -79,14 +79,15 @@ def _is_pairs(inputs: Any) -> bool:
 
 def score(inputs: PathLike | Sequence[PathLike] | Sequence[tuple[Any, str | None]], out: PathLike | None = None, *,
           signals: str | Sequence[str] | None = None, config: PathLike | Mapping[str, Any] | None = None,
-          options: Mapping[str, Any] | None = None, retry_errors: bool = False, progress: bool = True,
+          options: Mapping[str, Any] | None = None, retry_errors: bool = False, progress: bool | None = None,
           uids: Sequence[str] | None = None, as_arrow: bool = False) -> Run | pd.DataFrame | pa.Table:
     """Score shards into a run directory (returns the :class:`Run`), or (image, caption) pairs in memory.
 
     Shards: ``inputs`` are paths, globs, brace patterns or folders, ``out`` the run directory (resumable,
     as ``altsift score``). Pairs: ``inputs`` is a list of ``(image, caption)`` tuples (image: a PIL image,
     encoded bytes or a file path; caption: str or None); returns a DataFrame (``as_arrow``: a pyarrow
-    Table) with one row per pair, see :func:`score_pairs`.
+    Table) with one row per pair, see :func:`score_pairs`. ``progress``: show bars (default: the
+    config's ``score.progress``, on unless set off).
     """
     if _is_pairs(inputs):
         if out is not None:

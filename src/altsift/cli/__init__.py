@@ -20,7 +20,7 @@ import typer
 from typer.core import TyperGroup
 
 from altsift.cli import output
-from altsift.errors import AltsiftError, ExitCode
+from altsift.errors import AltsiftError, ExitCode, missing_dependency
 
 try:  # typer >= 0.20 vendors click; older typer uses click itself
     from typer._click import exceptions as _click_exc
@@ -72,6 +72,9 @@ def handle_exception(e: BaseException) -> int:
     if isinstance(e, KeyboardInterrupt | typer.Abort):
         typer.echo("interrupted", err=True)
         return int(ExitCode.INTERRUPTED)
+    missing = missing_dependency(e)
+    if missing is not None:
+        return _fail(str(missing), missing.exit_code)
     if isinstance(e, MemoryError):
         return _fail("out of memory", ExitCode.ENVIRONMENT)
     if isinstance(e, OSError) and e.errno in ENVIRONMENT_ERRNOS | PATH_ERRNOS:
