@@ -165,3 +165,14 @@ def test_every_command_takes_out_as_dash_o():
         res = runner.invoke(app, [cmd, "--help"])
         assert res.exit_code == 0 and "-o, --out" in res.stdout, cmd
     assert "--to" in runner.invoke(app, ["export", "--help"]).stdout
+
+
+def test_a_missing_extra_names_the_pip_command(run_dir, monkeypatch, tmp_path):
+    import altsift.api
+
+    def needs_faiss(*a, **k):
+        raise ModuleNotFoundError("No module named 'faiss'", name="faiss")
+
+    monkeypatch.setattr(altsift.api, "export", needs_faiss)
+    res = runner.invoke(app, ["export", str(run_dir), "--subset", str(run_dir / "subset.npy"), "-o", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "pip install 'altsift[cluster]'" in res.stderr and res.stderr.count("\n") == 1
