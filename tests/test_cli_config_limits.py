@@ -58,6 +58,8 @@ def test_expansion_depth_size_and_recursion_limits():
     assert merged["score"] == {"batch_size": 8, "decode_threads": 2}  # merge keys still work
     with pytest.raises(ConfigError, match="nested"):
         safe_yaml_load("[" * 5000 + "]" * 5000)
+    with pytest.raises(ConfigError, match="recursive alias"):
+        safe_yaml_load("a: &a [1, *a]\n")
     with pytest.raises(ConfigError, match="larger than"):
         safe_yaml_load("x: " + "a" * (MAX_CONFIG_BYTES + 1))
     with pytest.raises(ConfigError, match="not valid YAML"):

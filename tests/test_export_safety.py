@@ -13,7 +13,9 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from altsift.cli import app
 from altsift.config import build_config
 from altsift.errors import ConfigError, IncompleteError
 from altsift.io.shards import read_shard
@@ -22,6 +24,8 @@ from altsift.pipeline.export import MANIFEST, export
 from altsift.pipeline.score import score
 from altsift.select.core import SelectRequest, run_selection, write_selection
 from helpers_shards import sample, write_tar
+
+runner = CliRunner()
 
 
 def cli(*args, cwd=None):
@@ -62,8 +66,8 @@ def test_export_over_datacomp_named_inputs_with_overwrite_is_refused(tmp_path):
     before = _digest(tmp_path / "shards")
     with pytest.raises(ConfigError, match="holds input shards"):
         export(run, run / "s.npy", tmp_path / "shards", overwrite=True, progress=False)
-    r = cli("export", run, "--subset", run / "s.npy", "--to", tmp_path / "shards", "--overwrite")
-    assert r.returncode == 2 and "holds input shards" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = runner.invoke(app, ["export", str(run), "--subset", str(run / "s.npy"), "--to", str(tmp_path / "shards"), "--overwrite"])
+    assert r.exit_code == 2 and "holds input shards" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert _digest(tmp_path / "shards") == before
     assert not (tmp_path / "shards" / ".altsift-export-staging").exists()
 
@@ -77,8 +81,8 @@ def test_run_with_export_into_the_input_folder_and_empty_selection_leaves_inputs
         f"inputs: ['{tmp_path / 'shards'}']\nrun_dir: {tmp_path / 'run'}\nsignals: [basic]\n"
         "score: {progress: false}\nselect: {top_fraction: {caption_num_chars: 0.0001}}\n"
         f"export: {{to: '{tmp_path / 'shards'}'}}\n")
-    r = cli("run", cfg)
-    assert r.returncode == 2, r.stderr
+    r = runner.invoke(app, ["run", str(cfg)])
+    assert r.exit_code == 2, r.stderr
     assert "holds input shards" in r.stderr and "Traceback" not in r.stderr
     assert _digest(tmp_path / "shards") == before
     assert not (tmp_path / "run").exists()  # refused before any scoring: nothing recorded as done
@@ -172,9 +176,9 @@ def test_moved_source_shards_exit_3_then_source_root_remaps_them(tmp_path):
     assert r.returncode == 3, r.stderr
     assert "--source-root" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert json.loads(r.stdout) == {"ok": False, "error": r.stderr.strip().removeprefix("error: "), "exit_code": 3}
-    r = cli("export", run, "--subset", run / "s.npy", "-o", tmp_path / "out",
-            "--source-root", f"{tmp_path / 'old'}={tmp_path / 'new'}")
-    assert r.returncode == 0, r.stderr
+    r = runner.invoke(app, ["export", str(run), "--subset", str(run / "s.npy"), "-o", str(tmp_path / "out"),
+                            "--source-root", f"{tmp_path / 'old'}={tmp_path / 'new'}"])
+    assert r.exit_code == 0, r.stderr
     assert "6/6" in r.stderr and "sample" in r.stderr  # the progress bar counts samples
     assert "wrote 6 samples in 1 shards" in r.stdout
 
@@ -196,8 +200,8 @@ def test_samples_missing_inside_a_changed_shard_exit_3_after_exporting_the_rest(
         export(run, run / "s.npy", tmp_path / "out", progress=False)
     assert ei.value.summary["written"] == 5 and ei.value.summary["missing"] == 1
     assert len(read_shard(tmp_path / "out" / "00000000.tar").samples) == 5
-    r = cli("export", run, "--subset", run / "s.npy", "-o", tmp_path / "out2", "-q")
-    assert r.returncode == 3 and "not found" in r.stderr and r.stderr.count("\n") == 1
+    r = runner.invoke(app, ["export", str(run), "--subset", str(run / "s.npy"), "-o", str(tmp_path / "out2"), "-q"])
+    assert r.exit_code == 3 and "not found" in r.stderr and r.stderr.count("\n") == 1
 
 
 def test_uids_from_another_pool_are_reported_not_failed(tmp_path):
@@ -210,3 +214,14 @@ def test_uids_from_another_pool_are_reported_not_failed(tmp_path):
     save_subset(tmp_path / "mixed.npy", [*uids, "f" * 32])
     s = export(run, tmp_path / "mixed.npy", tmp_path / "out", progress=False)
     assert (s.written, s.missing, s.not_in_run, s.selected) == (3, 0, 1, 4)
+
+
+def test_subset_given_as_uids_in_memory(tmp_path):
+    from altsift.io.uids import array_to_uids, load_subset
+
+    run = _run(tmp_path, _datacomp_named_shards(tmp_path / "in", n=1, per=3))
+    uids = array_to_uids(load_subset(run / "s.npy"))
+    s = export(run, [u.upper() for u in uids[:2]], tmp_path / "out", progress=False)
+    assert s.written == 2
+    with pytest.raises(ConfigError, match="not 32-hex uids"):
+        export(run, ["not-a-uid"], tmp_path / "out2", progress=False)

@@ -43,7 +43,7 @@ from altsift.errors import ConfigError, IncompleteError
 from altsift.io import tables
 from altsift.io.schema import BASE_COLUMNS
 from altsift.io.shards import IMAGE_EXTS, read_shard
-from altsift.io.uids import UID_DTYPE, contains, load_subset, uids_to_array
+from altsift.io.uids import UID_DTYPE, contains, load_subset, normalize_uid, uids_to_array
 from altsift.io.wds_writer import ShardWriter, safe_key
 
 log = logging.getLogger("altsift.export")
@@ -199,7 +199,11 @@ def _as_subset(subset: str | Path | np.ndarray | Sequence[str]) -> np.ndarray:
     arr = np.asarray(subset)
     if arr.dtype == UID_DTYPE:
         return np.sort(arr)
-    return uids_to_array([str(u) for u in arr], sort=True)
+    uids = [normalize_uid(u) for u in arr.tolist()]
+    bad = [u for u, n in zip(arr.tolist(), uids, strict=True) if n is None]
+    if bad:
+        raise ConfigError(f"{len(bad)} subset entries are not 32-hex uids, e.g. {str(bad[0])[:40]!r}")
+    return uids_to_array(uids, sort=True)  # type: ignore[arg-type]
 
 
 def export(run_dir: str | Path, subset: str | Path | np.ndarray | Sequence[str], out_dir: str | Path,
