@@ -27,7 +27,6 @@ try:  # typer >= 0.20 vendors click; older typer uses click itself
 except ImportError:  # pragma: no cover - depends on the installed typer
     from click import exceptions as _click_exc  # type: ignore[no-redef]
 
-ISSUES_URL = "https://github.com/altsift/altsift/issues"
 MAX_MESSAGE_CHARS = 2000  # an error line never echoes more than this (inputs can be huge)
 
 #: OSError numbers that mean "the machine refused" (exit 4) and "that path is wrong" (exit 2)
@@ -85,8 +84,8 @@ def handle_exception(e: BaseException) -> int:
     if output.STATE.verbose:
         traceback.print_exception(e, file=sys.stderr)
     hint = "" if output.STATE.verbose else " Rerun with -v for the traceback."
-    return _fail(f"internal error: {type(e).__name__}: {e}. This is a bug, please report it at {ISSUES_URL}.{hint}",
-                 ExitCode.INTERNAL)
+    return _fail(f"internal error: {type(e).__name__}: {e}. This is a bug in altsift, please report it with the "
+                 f"command and the output of -v.{hint}", ExitCode.INTERNAL)
 
 
 class AltsiftGroup(TyperGroup):
