@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench-mini clean
+.PHONY: demo test lint bench-mini wheel clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,5 +31,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/ruff format --check src tests benchmarks scripts
 
+# The installable wheel (core + extras metadata from pyproject.toml) in dist/.
+wheel: $(STAMP)
+	$(BIN)/pip wheel --no-deps --no-build-isolation -q -w dist .
+
 clean:
-	rm -rf demo_out bench_mini .pytest_cache
+	rm -rf demo_out bench_mini .pytest_cache dist

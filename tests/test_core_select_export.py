@@ -144,7 +144,7 @@ def test_export_refuses_non_empty_target(tmp_path):
     write_selection(df, sel, run / "s.npy", run)
     (tmp_path / "o").mkdir()
     (tmp_path / "o" / "00000000.tar").write_bytes(b"")
-    with pytest.raises(ConfigError, match="already holds"):
+    with pytest.raises(ConfigError, match="holds shards that no altsift export wrote"):
         export(run, run / "s.npy", tmp_path / "o", progress=False)
 
 
@@ -210,9 +210,12 @@ def test_export_keeps_json_and_txt_overwrites_and_leaves_no_staging(tmp_path):
     # a second export needs overwrite, which replaces only the exported files
     with pytest.raises(ConfigError, match="--overwrite"):
         export(run, run / "s.npy", out, progress=False)
-    (out / "00000007.tar").write_bytes(b"stale shard of an earlier, larger export")
     s = export(run, run / "s.npy", out, progress=False, overwrite=True)
-    assert s.written == 3 and sorted(p.name for p in out.iterdir()) == ["00000000.tar", "00000000_stats.json", "notes.md"]
+    assert s.written == 3 and sorted(p.name for p in out.iterdir()) == [
+        ".altsift-export.json", "00000000.tar", "00000000_stats.json", "notes.md"]
+    (out / "00000007.tar").write_bytes(b"a shard no export wrote: overwrite must not delete it")
+    with pytest.raises(ConfigError, match="no altsift export wrote"):
+        export(run, run / "s.npy", out, progress=False, overwrite=True)
 
 
 def test_export_keeps_samples_apart_when_source_shards_reuse_keys(tmp_path):
@@ -226,7 +229,7 @@ def test_export_keeps_samples_apart_when_source_shards_reuse_keys(tmp_path):
     with tarfile.open(tmp_path / "o" / "00000000.tar") as tf:
         names = sorted(m.name for m in tf)
         js = [json.loads(tf.extractfile(m).read()) for m in tf if m.name.endswith(".json")]
-    assert len(names) == len(set(names)) == 6 and "00001_k0.json" in names
+    assert len(names) == len(set(names)) == 6 and "00001%2Fk0.json" in names  # shard/key, escaped
     assert sorted(j["uid"] for j in js) == sorted(df["uid"]) and any(j.get("source_key") == "k0" for j in js)
 
 

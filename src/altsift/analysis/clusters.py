@@ -1,6 +1,7 @@
 """``altsift cluster``: k-means over CLIP image embeddings of a run, ``cluster_id`` column, per-cluster stats.
 
-Follows ``CLIP-Parrot-Bias:kmeans.py``: IncrementalPCA 512 -> 256, ``faiss.Kmeans(256, 4000, niter=300,
+Follows ``CLIP-Parrot-Bias:kmeans.py``: PCA 512 -> 256 (faiss ``PCAMatrix``; the paper: IncrementalPCA),
+``faiss.Kmeans(256, 4000, niter=300,
 nredo=10, seed=42)`` trained on a sample (the paper: LAION-400M) and used to assign every row (L2
 nearest centroid, as ``kmeans.assign``). The k-means itself is :mod:`altsift.select.kmeans`.
 
@@ -11,6 +12,7 @@ text, parrot rate (CoTR > 0), mean CoTR and mean CLIP score (columns present in 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +23,8 @@ import pyarrow.parquet as pq
 from altsift.errors import ConfigError
 from altsift.io.tables import add_pool_columns, list_tables, load_pool, load_pool_array
 from altsift.select.kmeans import KMeansModel, fit_kmeans
+
+log = logging.getLogger("altsift.cluster")
 
 STAT_COLUMNS = {
     "has_text": "share_with_text",
@@ -83,8 +87,11 @@ def run_cluster(
     min_points_per_centroid: int = 1,
     max_points_per_centroid: int = 200_000,
     model_path: str | Path | None = None,
+    progress: bool = False,
 ) -> ClusterResult:
-    """Fit (or load ``model_path``) k-means, assign every row, write ``cluster_id`` and stats."""
+    """Fit (or load ``model_path``) k-means, assign every row, write ``cluster_id`` and stats.
+
+    ``progress``: log each stage and show a bar (in rows) while assigning."""
     run_dir = Path(run_dir)
     tables = list_tables(run_dir)
     if not tables:
@@ -98,6 +105,9 @@ def run_cluster(
             raise ConfigError(
                 f"k={k} clusters need at least {k} embeddings; the run has {n_valid}. Use a smaller --k"
             )
+        if progress:
+            log.info("training k-means: k=%d, %d iterations x %d restarts on %d of %d rows", k, niter, nredo,
+                     max(k, int(round(n_valid * sample_ratio))), len(emb))
         model = fit_kmeans(
             emb,
             k=k,
@@ -110,7 +120,9 @@ def run_cluster(
             min_points_per_centroid=min_points_per_centroid,
             max_points_per_centroid=max_points_per_centroid,
         )
-    labels = model.assign(emb)
+    labels = model.assign(emb, progress=progress)
+    if progress:
+        log.info("writing cluster_id into %d score tables", len(tables))
     add_pool_columns(run_dir, {"cluster_id": labels})
     names = set(pq.read_schema(tables[0]).names)
     df = load_pool(run_dir, columns=[c for c in STAT_COLUMNS if c in names])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from altsift.cli import app
+from altsift.cli import app, output
 from altsift.errors import ConfigError
 
 
@@ -95,7 +95,7 @@ def cluster(
     nredo: int = typer.Option(10, help="k-means restarts, best kept (paper: 10)."),
     seed: int = typer.Option(42, help="Random seed (paper: 42)."),
     pca_dim: int = typer.Option(
-        256, help="IncrementalPCA output dimension (paper: 512 -> 256); 0 disables PCA."
+        256, help="PCA output dimension (paper: 512 -> 256 with IncrementalPCA; here faiss PCAMatrix); 0 disables PCA."
     ),
     sample_ratio: float = typer.Option(1.0, help="Fraction of rows used to train (all rows are assigned)."),
     embedding: str = typer.Option("clip_image_emb", help="Array column holding the CLIP image embeddings."),
@@ -128,6 +128,7 @@ def cluster(
         min_points_per_centroid=min_points_per_centroid,
         max_points_per_centroid=max_points_per_centroid,
         model_path=model_path,
+        progress=output.progress_enabled(),
     )
     typer.echo(
         f"assigned {len(res.labels)} rows to {res.model.k} clusters -> cluster_id; stats in {res.out_dir}"

@@ -1,4 +1,8 @@
-"""Core commands: score, select, export, run, demo, signals."""
+"""Core commands: score, select, export, run, demo, signals, presets.
+
+export / run / demo / signals / presets are thin layers over :mod:`altsift.api` and adopt
+:func:`altsift.cli.output.command` (``-q/-v/--json``, the summary dict they return becomes the JSON).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from altsift.cli import app
+from altsift.cli import app, output
 from altsift.config import apply_sets, build_config, load_config_tree, parse_set
 from altsift.errors import ConfigError
 
@@ -107,71 +111,111 @@ def _do_select(run_dir: Path, req, out: Path | None) -> dict:
 
 
 @app.command()
+@output.command
 def export(
     run_dir: Path = typer.Argument(..., help="The run directory that was scored."),
     subset: Path = typer.Option(..., "--subset", help="A uid .npy from 'altsift select' (or any DataComp subset file)."),
-    to: Path = typer.Option(..., "--to", help="Empty output folder for the new shards."),
+    out: Path = typer.Option(..., "--out", "-o", "--to", help="Output folder for the new shards ('--to' is the former name). Never the run directory or a folder holding input shards."),
     caption_column: str | None = typer.Option(None, "--caption-column", help="Column whose text becomes the .txt (e.g. 'caption' from a mixing preset); the original caption stays in the json."),
-    shard_size: int = typer.Option(10_000, "--shard-size", help="Samples per output shard."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the shards of an earlier export in --to."),
-) -> None:
+    shard_size: int = typer.Option(10_000, "--shard-size", min=1, help="Samples per output shard."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the files an earlier export listed in OUT/.altsift-export.json (and nothing else)."),
+    source_root: list[str] | None = typer.Option(None, "--source-root", help="OLD=NEW: read source shards recorded under path prefix OLD from NEW instead (shards moved since scoring). Repeatable."),
+) -> dict:
     """Reshard the selected samples into {:08d}.tar webdataset shards with the signal values in the json.
 
-    Shards appear in --to only once the whole export succeeded; an interrupted export leaves nothing half
-    done (rerun it).
+    Shards appear in OUT only once the whole export succeeded; an interrupted export leaves nothing half
+    done (rerun it). Keys are escaped so webdataset reads back exactly the samples written; the json keeps
+    the uid and the original key (source_key). Exit 3 when selected samples cannot be found.
     """
-    from altsift.pipeline.export import export as run_export
+    from altsift import api
 
-    s = run_export(run_dir, subset, to, caption_column=caption_column, shard_size=shard_size, overwrite=overwrite)
-    typer.echo(f"wrote {s.written} samples in {len(s.shards)} shards to {to}" + (f" ({s.missing} not found)" if s.missing else ""))
+    s = api.export(run_dir, subset, out, caption_column=caption_column, shard_size=shard_size, overwrite=overwrite,
+                   source_roots=source_root, progress=output.progress_enabled())
+    output.result(f"wrote {s.written} samples in {len(s.shards)} shards to {out}")
+    return s.to_dict()
 
 
-def run_config(config: Path, set_: list[str] | None = None) -> dict:
-    """Score, select and export as one config file says."""
+def _score_lines(summary) -> None:
+    output.info(f"scored {summary.samples_scored} samples in {summary.shards_scored} shards "
+                f"({summary.shards_skipped} already done) in {summary.seconds:.1f}s")
+    if summary.status_counts:
+        output.info("statuses: " + ", ".join(f"{k}={v}" for k, v in sorted(summary.status_counts.items())))
+    for shard, err in summary.shards_with_errors.items():
+        output.info(f"shard {shard}: {err}")
+
+
+def _abs(p: str) -> Path:
+    """Relative paths in a config are relative to the current directory, like ``run_dir``."""
+    return Path(p) if Path(p).is_absolute() else Path.cwd() / p
+
+
+def run_config(config: Path, set_: list[str] | None = None, progress: bool = True) -> dict:
+    """Score, select, report and export as one config file says; returns a summary of each step."""
+    from dataclasses import asdict
+
+    from altsift.io.shards import expand_inputs
+    from altsift.pipeline.export import check_target, parse_source_roots, remap
     from altsift.pipeline.export import export as run_export
     from altsift.pipeline.score import score as run_score
-    from altsift.select.core import SelectRequest
+    from altsift.report.summary import write_report
+    from altsift.select.core import SelectRequest, run_selection, write_selection
 
     tree = load_config_tree(config)
     apply_sets(tree, parse_set(set_))
     cfg = build_config(tree, str(config))
     if not cfg.inputs or not cfg.run_dir:
         raise ConfigError(f"{config}: 'inputs' and 'run_dir' are required for altsift run")
-    inputs = list(cfg.inputs)  # relative paths are relative to the current directory, like run_dir
-    run_dir = Path(cfg.run_dir) if Path(cfg.run_dir).is_absolute() else Path.cwd() / cfg.run_dir
+    if not progress:
+        cfg.score.progress = False
+    inputs = list(cfg.inputs)
+    run_dir = _abs(cfg.run_dir)
+    to = _abs(cfg.export.to) if cfg.export.to else None
+    if to is not None:  # fail fast, before scoring: the export folder must not hold inputs or the run
+        roots = parse_source_roots(cfg.export.source_roots)
+        paths = expand_inputs(inputs, cfg.score.storage_options)  # absolute paths or URLs
+        check_target(run_dir, to, [*paths, *(remap(p, roots) for p in paths)], overwrite=cfg.export.overwrite)
     summary = run_score(inputs, run_dir, cfg.signals, cfg)
-    _print_score_summary(summary, run_dir)
+    _score_lines(summary)
     s = cfg.select
     req = SelectRequest(where=s.where, top_fraction=s.top_fraction, fuse=s.fuse, preset=s.preset,
                         preset_options=s.preset_options)
-    subset = Path(s.out) if s.out else run_dir / "subset.npy"
-    sel = _do_select(run_dir, req, subset)
-    from altsift.report.summary import write_report
-
-    typer.echo(f"report -> {write_report(run_dir, subset, run_dir / 'report.md')}")
-    result = {"score": summary.__dict__, "select": sel}
-    if cfg.export.to:
-        to = Path(cfg.export.to) if Path(cfg.export.to).is_absolute() else Path.cwd() / cfg.export.to
+    subset = _abs(s.out) if s.out else run_dir / "subset.npy"
+    df, sel = run_selection(run_dir, req)
+    sel_summary = write_selection(df, sel, subset, run_dir)
+    del df
+    for step in sel_summary["steps"]:
+        output.info(f"  {step['name']}: kept {step['kept_alone']} alone, {step['kept_cumulative']} so far")
+    output.info(f"selected {sel_summary['selected']} of {sel_summary['pool_rows']} -> {subset}")
+    rep = write_report(run_dir, subset, run_dir / "report.md")
+    output.info(f"report -> {rep}")
+    result = {"score": asdict(summary), "select": sel_summary, "report": str(rep)}
+    if to is not None:
         e = run_export(run_dir, subset, to, caption_column=cfg.export.caption_column, shard_size=cfg.export.shard_size,
-                       overwrite=cfg.export.overwrite)
-        typer.echo(f"exported {e.written} samples in {len(e.shards)} shards to {to}")
-        result["export"] = e.__dict__
+                       overwrite=cfg.export.overwrite, source_roots=cfg.export.source_roots, progress=progress)
+        output.info(f"exported {e.written} samples in {len(e.shards)} shards to {to}")
+        result["export"] = e.to_dict()
     return result
 
 
 @app.command()
+@output.command
 def run(
     config: Path = typer.Argument(..., help="YAML config with inputs, run_dir, signals, select and export sections."),
     set_: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
-) -> None:
+) -> dict:
     """Score, select and export from one validated YAML file (e.g. configs/sieve.yaml; `altsift demo` writes another to OUT/demo.yaml)."""
-    run_config(config, set_)
+    result = run_config(config, set_, progress=output.progress_enabled())
+    sel = result["select"]
+    output.result(f"selected {sel['selected']} of {sel['pool_rows']}" + (
+        f"; exported {result['export']['written']} to {result['export']['out']}" if "export" in result else ""))
+    return result
 
 
 @app.command()
+@output.command
 def demo(
     out: Path = typer.Option(Path("demo_out"), "--out", "-o", help="Where the demo writes its run and exported shards."),
-) -> None:
+) -> dict:
     """Run the bundled example: real photos + real LAION alt-texts (with a few broken samples)."""
     import shutil
 
@@ -183,30 +227,45 @@ def demo(
             shutil.rmtree(out / sub)
     cfg = out / "demo.yaml"
     cfg.write_text(cfg_text.replace("@SHARDS@", str(Path(str(shards)) / "shards")).replace("@OUT@", str(out.resolve())))
-    result = run_config(cfg)
-    typer.echo(json.dumps({"selected": result["select"]["selected"], "pool": result["select"]["pool_rows"]}))
+    result = run_config(cfg, progress=output.progress_enabled())
+    summary = {"selected": result["select"]["selected"], "pool": result["select"]["pool_rows"],
+               "run_dir": str(out / "run"), "export": result.get("export", {}).get("out")}
+    if not output.STATE.json:
+        output.result(json.dumps(summary))
+    return summary
+
+
+def _fmt_default(opt: dict) -> str:
+    if opt.get("required"):
+        return "(required)"
+    return repr(opt["default"])
 
 
 @app.command("signals")
-def list_signals() -> None:
-    """List available signals, their output columns and options."""
-    from altsift.pipeline.plan import SignalPlan
-    from altsift.signals.registry import available_signals
+@output.command
+def list_signals() -> dict:
+    """List available signals: what each computes, its output columns, requirements and options with defaults."""
+    from altsift.api import list_signals as catalogue
 
-    for name, cls in sorted(available_signals().items()):
-        plan = SignalPlan(name, cls, cls.Options())
-        typer.echo(f"{name}: columns {', '.join(plan.columns)}" + (f"; requires {', '.join(plan.requires)}" if plan.requires else ""))
-        for k, f in cls.Options.model_fields.items():
-            typer.echo(f"    {name}.{k} = {f.default!r}" + (f"  # {f.description}" if f.description else ""))
+    sigs = catalogue()
+    for name, info in sigs.items():
+        output.result(f"{name}: {info['description']}")
+        output.result(f"  columns: {', '.join(info['columns'])}"
+                      + (f"; requires: {', '.join(info['requires'])}" if info["requires"] else ""))
+        for k, opt in info["options"].items():
+            output.result(f"    {name}.{k} = {_fmt_default(opt)}" + (f"  # {opt['description']}" if opt["description"] else ""))
+    return {"signals": sigs}
 
 
 @app.command("presets")
-def list_presets() -> None:
-    """List selection presets and their options."""
-    from altsift.select.base import available_presets
+@output.command
+def list_presets() -> dict:
+    """List selection presets: what each keeps and its options with defaults (set with --set KEY=VALUE)."""
+    from altsift.api import list_presets as catalogue
 
-    for name, cls in sorted(available_presets().items()):
-        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-        typer.echo(f"{name}: {doc}")
-        for k, f in cls.Options.model_fields.items():
-            typer.echo(f"    {k} = {f.default!r}" + (f"  # {f.description}" if f.description else ""))
+    pre = catalogue()
+    for name, info in pre.items():
+        output.result(f"{name}: {info['description']}")
+        for k, opt in info["options"].items():
+            output.result(f"    {k} = {_fmt_default(opt)}" + (f"  # {opt['description']}" if opt["description"] else ""))
+    return {"presets": pre}

@@ -1,7 +1,8 @@
 """Faiss k-means for embedding pools: train on a sample, optional PCA, assign everything in batches.
 
 Used by the DataComp ``image_based`` preset (K=100000, 20 iterations, L2 training, assignment by
-argmax inner product) and by the parrot cluster analysis (IncrementalPCA to 256-d, k=4000).
+argmax inner product) and by the parrot cluster analysis (PCA to 256-d, k=4000; the paper used scikit-learn's
+IncrementalPCA, here faiss's ``PCAMatrix``: the same projection, one dependency fewer).
 
     km = fit_kmeans(x, k=1000, niter=20, sample_ratio=0.3, pca_dim=None, seed=0)
     labels = km.assign(x)                    # int64 (n,), -1 for rows with NaN
@@ -39,21 +40,24 @@ class KMeansModel:
             x = (x - self.pca_mean) @ self.pca_components.T
         return np.ascontiguousarray(x, dtype=np.float32)
 
-    def assign(self, x: np.ndarray, batch_size: int = 65536) -> np.ndarray:
+    def assign(self, x: np.ndarray, batch_size: int = 65536, progress: bool = False) -> np.ndarray:
         """Nearest centroid per row (``metric='ip'``: argmax inner product, as DataComp); NaN rows -> -1."""
         import faiss
+        from tqdm import tqdm
 
         c = np.ascontiguousarray(self.centroids, dtype=np.float32)
         index = faiss.IndexFlatIP(c.shape[1]) if self.metric == "ip" else faiss.IndexFlatL2(c.shape[1])
         index.add(c)
         x = np.asarray(x)
         out = np.full(len(x), -1, dtype=np.int64)
-        for i in range(0, len(x), batch_size):
-            xb = self.transform(x[i : i + batch_size])
-            ok = ~np.isnan(xb).any(axis=1)
-            if ok.any():
-                _, lab = index.search(np.ascontiguousarray(xb[ok]), 1)
-                out[i : i + batch_size][ok] = lab[:, 0]
+        with tqdm(total=len(x), unit="row", desc="assign", disable=not progress) as bar:
+            for i in range(0, len(x), batch_size):
+                xb = self.transform(x[i : i + batch_size])
+                ok = ~np.isnan(xb).any(axis=1)
+                if ok.any():
+                    _, lab = index.search(np.ascontiguousarray(xb[ok]), 1)
+                    out[i : i + batch_size][ok] = lab[:, 0]
+                bar.update(len(xb))
         return out
 
     def save(self, path: str | Path) -> None:
@@ -90,7 +94,7 @@ def fit_kmeans(
     """Train faiss k-means (L2 objective; ``spherical`` re-normalises centroids) on a random sample.
 
     ``sample_ratio`` of the non-NaN rows (at least ``k``) is used for training, as DataComp's
-    ``image_based_clustering.py``; ``pca_dim`` fits an IncrementalPCA on that sample first.
+    ``image_based_clustering.py``; ``pca_dim`` fits a PCA (faiss ``PCAMatrix``) on that sample first.
     ``metric`` only sets how :meth:`KMeansModel.assign` assigns points afterwards.
     """
     import faiss
@@ -105,12 +109,12 @@ def fit_kmeans(
     train = np.ascontiguousarray(x[idx], dtype=np.float32)
     model = KMeansModel(centroids=np.zeros((0, train.shape[1]), np.float32), metric=metric)
     if pca_dim is not None and pca_dim < train.shape[1]:
-        from sklearn.decomposition import IncrementalPCA
-
-        pca = IncrementalPCA(n_components=pca_dim, batch_size=max(pca_dim, min(200_000, len(train))))
-        pca.fit(train)
-        model.pca_mean = pca.mean_.astype(np.float32)
-        model.pca_components = pca.components_.astype(np.float32)
+        # faiss's PCA (exact, from the covariance of the training sample) instead of scikit-learn's
+        # IncrementalPCA: same subspace and mean, and faiss is already needed for k-means.
+        pca = faiss.PCAMatrix(train.shape[1], pca_dim)
+        pca.train(train)
+        model.pca_mean = faiss.vector_to_array(pca.mean).astype(np.float32)
+        model.pca_components = faiss.vector_to_array(pca.A).reshape(-1, train.shape[1])[:pca_dim].astype(np.float32)
         train = model.transform(train)
     km = faiss.Kmeans(
         train.shape[1],

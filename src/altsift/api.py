@@ -1,0 +1,433 @@
+"""The Python API: the command line's verbs for notebooks and scripts.
+
+    import altsift
+    run = altsift.score("shards/{00000..00009}.tar", out="runs/pool", signals=["basic"])
+    df = run.to_pandas(columns=["uid", "text", "caption_num_words"])
+    subset = run.select(preset="basic_filter")          # or where=[...], top_fraction={...}
+    subset.save("runs/pool/basic.npy")
+    run.export(subset, "export/basic")                  # webdataset shards, DataComp layout
+    run.report(subset)                                   # markdown report
+
+    table = altsift.score([(pil_image, "a caption"), ...], signals=["basic"])   # in memory, no files
+
+A thin facade over the pipeline's public functions (``pipeline.score.score``, ``select.core.run_selection`` /
+``write_selection``, ``pipeline.export.export``, ``report.summary.write_report``): the CLI calls the same
+functions, so both behave alike. Errors are :class:`altsift.errors.AltsiftError` subclasses with a
+user-facing message and an ``exit_code``.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from altsift.errors import ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    from altsift.config import RunConfig
+    from altsift.pipeline.export import ExportSummary
+
+__all__ = ["Run", "Subset", "build_run_config", "export", "list_presets", "list_signals", "open_run", "report", "score",
+           "score_pairs", "select"]
+
+PathLike = str | Path
+
+
+# ----------------------------------------------------------------------------- config
+def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    for k, v in extra.items():
+        if isinstance(v, Mapping) and isinstance(base.get(k), dict):
+            _deep_merge(base[k], v)
+        else:
+            base[k] = copy.deepcopy(v)
+    return base
+
+
+def build_run_config(signals: str | Sequence[str] | None = None, config: PathLike | Mapping[str, Any] | None = None,
+                     options: Mapping[str, Any] | None = None, progress: bool | None = None) -> RunConfig:
+    """A validated :class:`~altsift.config.RunConfig` from a YAML path or dict, plus ``options`` overrides.
+
+    ``options`` is a nested dict in the config's layout, e.g. ``{"basic": {"min_words": 1},
+    "score": {"batch_size": 32}}``; ``signals`` replaces the config's ``signals:`` list.
+    """
+    from altsift.config import build_config, load_config_tree
+
+    tree = load_config_tree(config) if isinstance(config, str | Path) else copy.deepcopy(dict(config or {}))
+    _deep_merge(tree, options or {})
+    if signals is not None:
+        tree["signals"] = [s.strip() for s in signals.split(",") if s.strip()] if isinstance(signals, str) else list(signals)
+    if progress is not None:
+        tree.setdefault("score", {})["progress"] = progress
+    return build_config(tree, str(config) if isinstance(config, str | Path) else "options")
+
+
+# ----------------------------------------------------------------------------- score
+def _is_pairs(inputs: Any) -> bool:
+    if isinstance(inputs, str | Path):
+        return False
+    first = next(iter(inputs), None) if isinstance(inputs, Sequence) else None
+    return isinstance(first, tuple | list)
+
+
+def score(inputs: PathLike | Sequence[PathLike] | Sequence[tuple[Any, str | None]], out: PathLike | None = None, *,
+          signals: str | Sequence[str] | None = None, config: PathLike | Mapping[str, Any] | None = None,
+          options: Mapping[str, Any] | None = None, retry_errors: bool = False, progress: bool | None = None,
+          uids: Sequence[str] | None = None, as_arrow: bool = False) -> Run | pd.DataFrame | pa.Table:
+    """Score shards into a run directory (returns the :class:`Run`), or (image, caption) pairs in memory.
+
+    Shards: ``inputs`` are paths, globs, brace patterns or folders, ``out`` the run directory (resumable,
+    as ``altsift score``). Pairs: ``inputs`` is a list of ``(image, caption)`` tuples (image: a PIL image,
+    encoded bytes or a file path; caption: str or None); returns a DataFrame (``as_arrow``: a pyarrow
+    Table) with one row per pair, see :func:`score_pairs`. ``progress``: show bars (default: the
+    config's ``score.progress``, on unless set off).
+    """
+    if _is_pairs(inputs):
+        if out is not None:
+            raise ConfigError("score(pairs) returns a table; 'out' is for scoring shards into a run directory")
+        return score_pairs(inputs, signals=signals, config=config, options=options, uids=uids,  # type: ignore[arg-type]
+                           as_arrow=as_arrow)
+    if out is None:
+        raise ConfigError("score(shards) needs out=RUN_DIR (where the score tables go)")
+    from altsift.pipeline.score import score as run_score
+
+    cfg = build_run_config(signals, config, options, progress)
+    specs = [str(inputs)] if isinstance(inputs, str | Path) else [str(p) for p in inputs]
+    summary = run_score(specs, Path(out), cfg.signals, cfg, retry_errors=retry_errors)
+    run = open_run(out)
+    run.last_score = summary
+    return run
+
+
+def _pair_row(i: int, image: Any, caption: Any, uid: str | None, max_pixels: int, max_side: int | None) -> dict[str, Any]:
+    from PIL import Image
+
+    from altsift.io.shards import decode_image
+    from altsift.io.uids import derive_uid, normalize_uid
+
+    row: dict[str, Any] = {"uid": normalize_uid(uid) or derive_uid("memory", str(i)),
+                           "uid_derived": normalize_uid(uid) is None, "key": str(i), "shard": "memory",
+                           "text": caption if isinstance(caption, str) else None, "status": "ok", "error": None,
+                           "original_width": None, "original_height": None, "json": {}, "image": None}
+    if uid is not None:
+        row["json"] = {"uid": uid}
+    if caption is None:
+        row["status"], row["error"] = "missing_caption", "no caption"
+    elif not isinstance(caption, str):
+        row["status"], row["error"] = "missing_caption", f"caption is {type(caption).__name__}, not str"
+    elif not caption.strip():
+        row["status"], row["error"] = "empty_caption", "caption is empty"
+    if isinstance(image, str | Path):
+        try:
+            image = Path(image).read_bytes()
+        except OSError as e:
+            image, row["error"] = None, f"cannot read image file: {e}"
+            row["status"] = "missing_image" if row["status"] == "ok" else row["status"]
+    if isinstance(image, Image.Image):
+        buf = io.BytesIO()  # one decoding path for all images: the same guards and resizing as shards
+        image.convert("RGB").save(buf, format="PNG", compress_level=0)
+        image = buf.getvalue()
+    if isinstance(image, bytes | bytearray | memoryview) or image is None:
+        img, st, err, size = decode_image(bytes(image) if image is not None else None, max_pixels, max_side)
+        row["image"] = img
+        if size is not None:
+            row["original_width"], row["original_height"] = size
+        if st is not None and row["status"] == "ok":
+            row["status"], row["error"] = st, err
+    else:
+        raise ConfigError(f"pair {i}: image must be a PIL image, bytes or a path, got {type(image).__name__}")
+    return row
+
+
+def score_pairs(pairs: Iterable[tuple[Any, str | None]], *, signals: str | Sequence[str] | None = None,
+                config: PathLike | Mapping[str, Any] | None = None, options: Mapping[str, Any] | None = None,
+                uids: Sequence[str] | None = None, as_arrow: bool = False) -> pd.DataFrame | pa.Table:
+    """Run the planned signals in-process on ``(image, caption)`` pairs; one row per pair, in order.
+
+    Rows carry the same base columns as a score table (``uid`` is derived from the position unless
+    ``uids`` are given, ``shard`` is ``"memory"``) and the same statuses (a ``None`` caption is
+    ``missing_caption``, undecodable bytes ``bad_image``...). Array outputs (e.g. CLIP embeddings with
+    ``save_embeddings``) become columns of 1-D numpy arrays in the DataFrame.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    from altsift.io.schema import BASE_COLUMNS, BASE_TYPES, to_arrow
+    from altsift.pipeline.plan import plan_signals, planned_schema
+    from altsift.pipeline.score import SignalRunner
+
+    cfg = build_run_config(signals, config, options, progress=False)
+    pairs = list(pairs)
+    if uids is not None and len(uids) != len(pairs):
+        raise ConfigError(f"{len(uids)} uids for {len(pairs)} pairs")
+    rows = []
+    for i, p in enumerate(pairs):
+        if not isinstance(p, tuple | list) or len(p) != 2:
+            raise ConfigError(f"pair {i} is not an (image, caption) tuple")
+        rows.append(_pair_row(i, p[0], p[1], uids[i] if uids is not None else None,
+                              cfg.score.max_image_pixels, cfg.score.max_decode_side))
+    plans = plan_signals(cfg.signals, cfg)
+    types = planned_schema(plans, BASE_TYPES)
+    runners = [SignalRunner(p) for p in plans]
+    outputs: dict[str, list] = {c: [] for p in plans for c in p.columns}
+    arrays: dict[str, list] = {c: [] for p in plans for c in p.array_columns}
+    bs = cfg.score.batch_size
+    for start in range(0, len(rows), bs):
+        b = rows[start : start + bs]
+        batch: dict[str, list] = {k: [r[k] for r in b] for k in (*BASE_COLUMNS, "json", "image")}
+        for runner in runners:
+            out = runner(batch)
+            for c in runner.plan.columns:
+                vals = out.get(c)
+                batch[c] = [None] * len(b) if vals is None else list(vals)
+                outputs[c].extend(batch[c])
+            for c in runner.plan.array_columns:
+                if c in out:
+                    arrays[c].extend(list(np.asarray(out[c])))
+                else:
+                    arrays[c].extend([None] * len(b))
+        for i, r in enumerate(b):
+            r["status"], r["error"] = batch["status"][i], batch["error"][i]
+    cols = {c: pa.array([r[c] for r in rows], type=BASE_TYPES[c]) for c in BASE_COLUMNS}
+    cols.update({c: to_arrow(v, types.get(c)) for c, v in outputs.items()})
+    table = pa.table(cols)
+    if as_arrow:
+        for c, v in arrays.items():
+            table = table.append_column(c, pa.array([None if a is None else np.asarray(a).tolist() for a in v]))
+        return table
+    df = table.to_pandas()
+    for c, v in arrays.items():
+        df[c] = v
+    return df
+
+
+# ----------------------------------------------------------------------------- runs
+class Run:
+    """A run directory (or a folder of DataComp metadata parquet) opened for reading and selecting."""
+
+    def __init__(self, path: PathLike) -> None:
+        from altsift.io.tables import pool_files
+
+        self.path = Path(path)
+        self.files, self.kind = pool_files(self.path)  # ConfigError when it is neither
+        self.last_score: Any = None
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r}, kind={self.kind!r}, tables={len(self.files)})"
+
+    @property
+    def schema(self) -> pa.Schema:
+        """The unified arrow schema of all tables (a column missing or all-null in a shard is still typed)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        return pa.unify_schemas([pq.read_schema(f).remove_metadata() for f in self.files],
+                                promote_options="permissive")
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.schema.names)
+
+    def dataset(self) -> Any:
+        """A ``pyarrow.dataset.Dataset`` over the tables (for filters, batches, DuckDB or Polars scans)."""
+        import pyarrow.dataset as ds
+
+        return ds.dataset([str(f) for f in self.files], format="parquet", schema=self.schema)
+
+    def table(self, columns: Sequence[str] | None = None) -> pa.Table:
+        """The pool as one arrow Table, reading only ``columns`` (default: all)."""
+        if columns is not None:
+            missing = [c for c in columns if c not in self.columns]
+            if missing:
+                raise ConfigError(f"column(s) {', '.join(missing)} not in {self.path}. Available: {', '.join(self.columns)}")
+        return self.dataset().to_table(columns=list(columns) if columns is not None else None)
+
+    def to_pandas(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        return self.table(columns).to_pandas()
+
+    def to_polars(self, columns: Sequence[str] | None = None) -> Any:
+        try:
+            import polars as pl
+        except ImportError:
+            raise ConfigError("to_polars needs polars (pip install polars)") from None
+        return pl.from_arrow(self.table(columns))
+
+    def select(self, preset: str | None = None, where: str | Sequence[str] | None = None,
+               top_fraction: Mapping[str, float] | None = None, fuse: Mapping[str, float] | None = None,
+               options: Mapping[str, Any] | None = None) -> Subset:
+        """Choose a subset (the CLI's ``select``): conditions are AND-ed and computed pool-wide."""
+        from altsift.select.core import SelectRequest, run_selection
+
+        req = SelectRequest(where=[where] if isinstance(where, str) else list(where or []),
+                            top_fraction=dict(top_fraction or {}), fuse=dict(fuse or {}), preset=preset,
+                            preset_options=dict(options or {}))
+        df, sel = run_selection(self.path, req)
+        return Subset(self, df, sel)
+
+    def export(self, subset: Subset | PathLike | Sequence[str], out: PathLike, **kwargs: Any) -> ExportSummary:
+        """Reshard ``subset`` into webdataset shards under ``out`` (see :func:`altsift.export`)."""
+        return export(self, subset, out, **kwargs)
+
+    def report(self, subset: Subset | PathLike | None = None, out: PathLike | None = None) -> Path:
+        """Write the markdown report (default ``RUN_DIR/report.md``); returns its path."""
+        return report(self, subset, out)
+
+
+def open_run(path: PathLike) -> Run:
+    """Open a run directory (``RUN_DIR/scores/*.parquet``) or a folder of DataComp metadata parquet."""
+    return Run(path)
+
+
+class Subset:
+    """A selection: the chosen uids, how each step filtered, and extra per-row columns (e.g. mixed captions)."""
+
+    def __init__(self, run: Run, df: pd.DataFrame, selection: Any) -> None:
+        self.run = run
+        self._df = df
+        self._sel = selection
+        self.path: Path | None = None
+        self.summary: dict[str, Any] = {
+            "pool_rows": int(len(df)), "selected": int(selection.mask.sum()),
+            "fraction_selected": float(selection.mask.mean()) if len(df) else 0.0,
+            "steps": [{"name": s.name, "kept_alone": s.kept_alone, "kept_cumulative": s.kept_cumulative,
+                       "detail": s.detail} for s in selection.steps],
+        }
+
+    def __len__(self) -> int:
+        return self.summary["selected"]
+
+    def __repr__(self) -> str:
+        return f"Subset({len(self)} of {self.summary['pool_rows']} rows{', ' + str(self.path) if self.path else ''})"
+
+    @property
+    def uids(self) -> list[str]:
+        """Selected uids (hex), in pool order."""
+        return self._df.loc[self._sel.mask, "uid"].tolist()
+
+    @property
+    def mask(self) -> np.ndarray:
+        """Boolean mask over the pool rows (``run.to_pandas()`` order)."""
+        return self._sel.mask
+
+    @property
+    def columns(self) -> dict[str, Any]:
+        """Extra per-row columns a preset produced (e.g. ``caption``), for the selected rows."""
+        return {c: v[self._sel.mask] for c, v in self._sel.columns.items()}
+
+    def to_pandas(self) -> pd.DataFrame:
+        """The selected rows of the pool, with any preset columns."""
+        out = self._df.loc[self._sel.mask].reset_index(drop=True)
+        for c, v in self.columns.items():
+            out[c] = list(v)
+        return out
+
+    def save(self, path: PathLike) -> Path:
+        """Write the DataComp uid ``.npy``, its ``.json`` summary and (if any) the side ``.parquet``."""
+        from altsift.select.core import write_selection
+
+        path = Path(path)
+        self.summary = write_selection(self._df, self._sel, path, self.run.path)
+        self.path = path
+        return path
+
+
+def _subset_arg(subset: Subset | PathLike | Sequence[str]) -> tuple[Any, dict[str, Any] | None]:
+    """What ``pipeline.export`` takes: a path (preferred: it has the side columns) or uids + captions."""
+    if isinstance(subset, Subset):
+        if subset.path is not None:
+            return subset.path, None
+        cols = subset.columns
+        caps = dict(zip(subset.uids, cols["caption"], strict=True)) if "caption" in cols else None
+        return subset.uids, caps
+    return subset, None
+
+
+def export(run: Run | PathLike, subset: Subset | PathLike | Sequence[str], out: PathLike, *,
+           caption_column: str | None = None, shard_size: int = 10_000, overwrite: bool = False,
+           source_roots: Sequence[str] | None = None, progress: bool = True) -> ExportSummary:
+    """Reshard ``subset`` of ``run`` into ``{:08d}.tar`` webdataset shards under ``out``.
+
+    Never writes into the run directory or a folder holding the run's input shards; ``overwrite`` replaces
+    only the files an earlier export listed in its manifest. ``source_roots``: ``["OLD=NEW", ...]`` when the
+    source shards moved since scoring. Raises IncompleteError when selected samples cannot be found.
+    """
+    from altsift.pipeline.export import export as run_export
+
+    run_dir = run.path if isinstance(run, Run) else Path(run)
+    sub, captions = _subset_arg(subset)
+    return run_export(run_dir, sub, out, caption_column=caption_column, shard_size=shard_size, progress=progress,
+                      overwrite=overwrite, source_roots=source_roots, captions=captions)
+
+
+def select(run: Run | PathLike, **kwargs: Any) -> Subset:
+    """``open_run(run).select(...)``."""
+    return (run if isinstance(run, Run) else open_run(run)).select(**kwargs)
+
+
+def report(run: Run | PathLike, subset: Subset | PathLike | None = None, out: PathLike | None = None) -> Path:
+    """Write the markdown report of a run (and a selection); returns the report's path."""
+    from altsift.report.summary import write_report
+
+    run_dir = run.path if isinstance(run, Run) else Path(run)
+    if isinstance(subset, Subset):
+        if subset.path is None:  # the report reads the selection's .json: keep an unsaved one in a temp dir
+            with tempfile.TemporaryDirectory(prefix="altsift-subset-") as tmp:
+                tmp_subset = Subset(subset.run, subset._df, subset._sel)
+                tmp_subset.save(Path(tmp) / "subset.npy")
+                return write_report(run_dir, tmp_subset.path, Path(out) if out else None)
+        subset = subset.path
+    return write_report(run_dir, Path(subset) if subset is not None else None, Path(out) if out else None)
+
+
+# ----------------------------------------------------------------------------- catalogues
+def list_signals() -> dict[str, dict[str, Any]]:
+    """Available signals: description, output columns, requirements and options (default, description)."""
+    from altsift.pipeline.plan import SignalPlan
+    from altsift.signals.registry import available_signals
+
+    out = {}
+    for name, cls in sorted(available_signals().items()):
+        try:
+            plan = SignalPlan(name, cls, cls.Options())
+            columns, requires = list(plan.columns), list(plan.requires)
+        except Exception:  # noqa: BLE001 - options that need a value: list what the class declares
+            columns, requires = list(cls.columns or cls.column_types), list(cls.requires)
+        out[name] = {"description": describe(cls), "columns": columns, "requires": requires,
+                     "options": options_of(cls.Options)}
+    return out
+
+
+def list_presets() -> dict[str, dict[str, Any]]:
+    """Available selection presets: description and options (default, description)."""
+    from altsift.select.base import available_presets
+
+    return {name: {"description": describe(cls), "options": options_of(cls.Options)}
+            for name, cls in sorted(available_presets().items())}
+
+
+def describe(cls: type) -> str:
+    """The first paragraph of a class docstring, on one line (never cut mid-sentence)."""
+    doc = (cls.__doc__ or "").strip()
+    return " ".join(doc.split("\n\n")[0].split())
+
+
+def options_of(model: type) -> dict[str, dict[str, Any]]:
+    """Each pydantic field's default (``default_factory`` called; ``required`` when there is none)."""
+    out = {}
+    for k, f in model.model_fields.items():  # type: ignore[attr-defined]
+        entry: dict[str, Any] = {"description": f.description or ""}
+        if f.is_required():
+            entry["required"] = True
+        elif f.default_factory is not None:
+            entry["default"] = f.default_factory()  # type: ignore[call-arg]
+        else:
+            entry["default"] = f.default
+        out[k] = entry
+    return out
