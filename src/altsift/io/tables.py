@@ -192,12 +192,16 @@ def quarantine_table(path: Path, reason: str) -> Path:
     return dest
 
 
-def environment_error(e: BaseException, action: str) -> EnvironmentIOError | None:
-    """An :class:`EnvironmentIOError` (exit 4) for a disk-full / read-only / permission error, else None."""
+def environment_error(e: BaseException, action: str, path: Path | None = None) -> EnvironmentIOError | None:
+    """An :class:`EnvironmentIOError` (exit 4) for a disk-full / read-only / permission error, else None.
+
+    ``path``: the file being written (default: the error's own file name, which may be a temp file).
+    """
     if isinstance(e, OSError) and e.errno in ENVIRONMENT_ERRNOS:
         what = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
                 errno.EROFS: "read-only file system"}.get(e.errno, "permission denied")
-        where = f" ({e.filename})" if e.filename else ""
+        target = path or e.filename
+        where = f" ({target})" if target else ""
         return EnvironmentIOError(f"{what} while {action}{where}; fix it and rerun (finished shards are kept)")
     return None
 

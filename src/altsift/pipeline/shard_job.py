@@ -503,6 +503,7 @@ def _commit(run_dir: Path, name: str, table: pa.Table, arrays: dict[str, list[tu
             computed: set[str], ctx: JobContext, fresh: bool) -> None:
     """Arrays first, then the table (each atomic); then remove array files the table no longer vouches for."""
     written: set[str] = set()
+    target = tables.table_path(run_dir, name)
     try:
         for c, parts in arrays.items():
             owner = next(p.name for p in ctx.plans if c in p.array_columns)
@@ -510,11 +511,13 @@ def _commit(run_dir: Path, name: str, table: pa.Table, arrays: dict[str, list[tu
             if owner not in computed or not dim or not table.num_rows:
                 continue
             stacked = np.concatenate([a if a is not None else np.full((k, dim), np.nan, np.float32) for k, a in parts])
-            tables.write_array_atomic(stacked, tables.array_path(run_dir, c, name))
+            target = tables.array_path(run_dir, c, name)
+            tables.write_array_atomic(stacked, target)
             written.add(c)
-        tables.write_table_atomic(table, tables.table_path(run_dir, name))
+        target = tables.table_path(run_dir, name)
+        tables.write_table_atomic(table, target)
     except OSError as e:
-        err = tables.environment_error(e, f"writing the table of shard {name}")
+        err = tables.environment_error(e, f"writing the results of shard {name}", target)
         if err is not None:
             raise err from None
         raise
