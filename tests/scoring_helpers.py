@@ -65,15 +65,16 @@ class FragileOptions(SignalOptions):
 @register_signal
 class FragileSignal(Signal):
     """Fails on every row while ``broken`` is set (a run-level problem such as a GPU gone bad), and on the
-    rows whose caption contains one of ``bad_words`` (per-row faults). Class-level switches: the test fixes
-    "the cause" without changing the signal's options."""
+    rows whose caption contains one of ``bad_words`` (per-row faults). Class-level switches (in-process
+    tests flip them to fix "the cause" without changing the signal's options); in a Ray worker they keep
+    their defaults, so a caption with ``<fragile-fail>`` fails there too."""
 
     name: ClassVar[str] = "test_fragile"
     Options = FragileOptions
     needs_image: ClassVar[bool] = False
     column_types: ClassVar[dict] = {"fragile": pa.float64()}
     broken: ClassVar[bool] = False
-    bad_words: ClassVar[tuple[str, ...]] = ()
+    bad_words: ClassVar[tuple[str, ...]] = ("<fragile-fail>",)
 
     def __call__(self, batch):
         if type(self).broken:

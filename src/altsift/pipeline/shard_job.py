@@ -279,7 +279,11 @@ def plan_shard(ctx: JobContext, name: str, source: str, retry_errors: bool = Fal
     if info is None:
         return ShardTask(name, source, every)
     meta = info.shard
-    identity = shard_identity(source)
+    try:
+        identity: dict[str, Any] | None = shard_identity(source)
+    except OSError as e:  # gone since the inputs were listed: the job records the failure
+        log.warning("shard %s: cannot stat %s (%s)", name, source, e)
+        identity = None
     if meta.get("identity") != identity:
         was = meta.get("identity") or {"path": meta.get("path")}
         log.warning("shard %s: the table was made from another file (%s) than %s (%s); scoring it again",
