@@ -229,7 +229,8 @@ def test_ray_tiny_clip_equals_local_and_a_missing_model_stops_the_run(tmp_path, 
     score(shards, tmp_path / "ray", on.signals, on)
     assert_same_run(tmp_path / "local", tmp_path / "ray", close=("clip_score",))
 
-    bad = build_config(on_ray({**base, "clip": {"model": str(tmp_path / "nonexistent")}}, cluster))
+    bad = build_config(on_ray({**base, "clip": {"model": str(tmp_path / "nonexistent")}}, cluster,
+                              signals={"clip": {"num_actors": 1}}))
     with pytest.raises(ModelNotFoundError, match="could not load the image_text model"):
         score(shards, tmp_path / "bad", bad.signals, bad)
     assert not list((tmp_path / "bad").glob("scores/*.parquet")) and not (tmp_path / "bad" / "run.json").exists()

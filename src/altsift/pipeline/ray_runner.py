@@ -123,24 +123,32 @@ class SignalActor:
         except AltsiftError as e:  # reported by ready(); the driver stops the run with this message
             self.error = e
 
-    def ready(self) -> AltsiftError | None:
-        return self.error
+    def ready(self) -> tuple[AltsiftError | None, str]:
+        """The load error (None when the model loaded) and the node this actor runs on."""
+        import ray
+
+        return self.error, ray.get_runtime_context().get_node_id()
 
     def run(self, batch: Batch) -> SignalOutput:
         return self.runner(batch)
 
 
 class ShardWorker:
-    """Ray Data ``map_batches`` worker: runs the shared shard job for each task, calling the signal pools."""
+    """Ray Data ``map_batches`` worker: runs the shared shard job for each task, calling the signal pools.
 
-    def __init__(self, ctx: JobContext, pools: dict[str, list[Any]]) -> None:
+    Batches go to actors on this worker's node when the pool has any there (pixels stay off the network),
+    else to any actor of the pool; round robin from a random start spreads workers over actors.
+    """
+
+    def __init__(self, ctx: JobContext, pools: dict[str, list[tuple[Any, str]]]) -> None:
         import ray
 
         self.ctx = ctx
-        self.pools = pools
-        self.turn = {n: random.randrange(len(h)) for n, h in pools.items()}  # spread workers over actors
+        node = ray.get_runtime_context().get_node_id()
+        self.pools = {n: [h for h, at in hs if at == node] or [h for h, _ in hs] for n, hs in pools.items()}
+        self.turn = {n: random.randrange(len(h)) for n, h in self.pools.items()}
         self.decoder = ThreadPoolExecutor(ctx.opts.decode_threads, thread_name_prefix="decode")
-        self.worker = f"node:{ray.get_runtime_context().get_node_id()}"
+        self.worker = f"node:{node}"
 
     def _call(self, name: str, batch: Batch) -> SignalOutput:
         import ray
@@ -156,14 +164,17 @@ class ShardWorker:
         return {"result": np.asarray(out, dtype=object)}
 
 
-def start_signal_pools(plans: list[SignalPlan], specs: list[PoolSpec]) -> dict[str, list[Any]]:
-    """Start every pool and wait until each actor has loaded its model; a failure raises its message."""
+def start_signal_pools(plans: list[SignalPlan], specs: list[PoolSpec]) -> dict[str, list[tuple[Any, str]]]:
+    """Start every pool and wait until each actor has loaded its model; a failure raises its message.
+
+    Returns ``{signal: [(actor handle, node id)]}``.
+    """
     import ray
 
     remote = ray.remote(SignalActor)
     by_name = {p.name: p for p in plans}
     pools: dict[str, list[Any]] = {}
-    waiting: dict[Any, str] = {}
+    waiting: dict[Any, tuple[str, int]] = {}
     for s in specs:
         opts: dict[str, Any] = {"num_cpus": s.num_cpus, "num_gpus": s.num_gpus, "max_restarts": 2,
                                 "max_task_retries": 2}
@@ -172,26 +183,29 @@ def start_signal_pools(plans: list[SignalPlan], specs: list[PoolSpec]) -> dict[s
         if s.resources:
             opts["resources"] = s.resources
         pools[s.signal] = [remote.options(**opts).remote(by_name[s.signal]) for _ in range(s.num_actors)]
-        waiting.update({h.ready.remote(): s.signal for h in pools[s.signal]})
+        waiting.update({h.ready.remote(): (s.signal, i) for i, h in enumerate(pools[s.signal])})
         log.info("signal '%s': %d actor(s), %g CPU + %g GPU each", s.signal, s.num_actors, s.num_cpus, s.num_gpus)
+    nodes: dict[tuple[str, int], str] = {}
     pending = list(waiting)
     try:
         while pending:
             done, pending = ray.wait(pending, num_returns=len(pending), timeout=60)
             for ref in done:
+                name = waiting[ref][0]
                 try:
-                    err = ray.get(ref)
+                    err, node = ray.get(ref)
                 except Exception as e:  # the actor process died while loading (OOM, crash)
-                    raise ConfigError(f"signal '{waiting[ref]}' could not start on Ray: {type(e).__name__}: {e}") from None
+                    raise ConfigError(f"signal '{name}' could not start on Ray: {type(e).__name__}: {e}") from None
                 if err is not None:
                     raise err
+                nodes[waiting[ref]] = node
             if pending:
                 log.warning("waiting for %d signal actor(s) to start (%s): the cluster may lack the resources "
-                            "they reserve", len(pending), ", ".join(sorted({waiting[r] for r in pending})))
+                            "they reserve", len(pending), ", ".join(sorted({waiting[r][0] for r in pending})))
     except BaseException:
         stop_pools(pools)
         raise
-    return pools
+    return {n: [(h, nodes[(n, i)]) for i, h in enumerate(hs)] for n, hs in pools.items()}
 
 
 def stop_pools(pools: dict[str, list[Any]]) -> None:
@@ -199,7 +213,7 @@ def stop_pools(pools: dict[str, list[Any]]) -> None:
 
     for handles in pools.values():
         for h in handles:
-            ray.kill(h)
+            ray.kill(h[0] if isinstance(h, tuple) else h)
 
 
 # ----------------------------------------------------------------------------- driver
