@@ -15,6 +15,7 @@ from altsift.signals.registry import register_signal
 class SlowOptions(SignalOptions):
     delay: float = 0.0
     batch_size: int = 4
+    empty_without_images: bool = False  # a batch without images returns (n, 0) arrays, as clip does
 
 
 @register_signal
@@ -34,6 +35,8 @@ class PixelMeanSignal(Signal):
         if self.options.delay:
             time.sleep(self.options.delay)
         means, hists = [], []
+        if self.options.empty_without_images and not any(im is not None for im in batch["image"]):
+            return {"pixel_mean": [None] * len(batch["image"]), "pixel_hist": np.zeros((len(batch["image"]), 0), np.float32)}
         for img, st in zip(batch["image"], batch["status"], strict=True):
             if img is None or st != "ok":
                 means.append(None)

@@ -200,6 +200,21 @@ def test_all_null_signal_column_keeps_its_declared_type(tmp_path):
     assert len(df) == 6 and df["pixel_mean"].notna().sum() == 3
 
 
+def test_arrays_stay_row_aligned_when_a_batch_has_no_images(tmp_path):
+    """A first batch without any image returns (n, 0) arrays (as clip does): the shard still gets one
+    (rows, d) array with NaN rows, and a rerun skips it."""
+    items = [(f"b{i}", {**sample(i), "jpg": b"broken"}) for i in range(4)] + [(f"g{i}", sample(10 + i)) for i in range(3)]
+    shard = write_tar(tmp_path / "in" / "00000.tar", items)
+    c = cfg(["test_pixel_mean"], test_pixel_mean={"empty_without_images": True})
+    s = score([str(shard)], tmp_path / "run", c.signals, c)
+    assert not s.incomplete and s.shards_scored == 1
+    import numpy as np
+
+    hist = np.load(tmp_path / "run" / "arrays" / "pixel_hist" / "00000.npy")
+    assert hist.shape == (7, 4) and np.isnan(hist[:4]).all() and not np.isnan(hist[4:]).any()
+    assert score([str(shard)], tmp_path / "run", c.signals, c).shards_skipped == 1
+
+
 def test_summary_describes_the_whole_run_directory(tmp_path):
     shards = make_shards(tmp_path / "in", n_shards=3, per_shard=3)
     data = shards[2].read_bytes()

@@ -156,7 +156,8 @@ class SignalRunner:
         arrays: dict[str, np.ndarray] = {}
         for c in self.plan.array_columns:
             parts = [None if o is None else o.arrays.get(c) for o in outs]
-            dim = next((p.shape[1] for p in parts if p is not None and p.ndim == 2), 0)
+            parts = [p if p is not None and p.ndim == 2 and p.shape[1] else None for p in parts]
+            dim = next((p.shape[1] for p in parts if p is not None), 0)
             if dim:
                 arrays[c] = np.concatenate(
                     [p if p is not None else np.full((1, dim), np.nan, np.float32) for p in parts]
@@ -257,7 +258,7 @@ def _recorded_and_valid(ctx: JobContext, info: tables.TableInfo) -> dict[str, An
                             p.name, "missing" if i < 0 else f"of type {info.schema.field(i).type}")
                 recorded.pop(p.name, None)
                 break
-        if p.name in recorded and info.rows:
+        if p.name in recorded and info.shard.get("statuses", {}).get("ok"):  # no ok row: no array is written
             for c in p.array_columns:
                 if not tables.array_path(Path(ctx.run_dir), c, info.path.stem).exists():
                     log.warning("shard %s: array '%s' of signal '%s' is missing; recomputing it",
@@ -511,7 +512,8 @@ def _commit(run_dir: Path, name: str, table: pa.Table, arrays: dict[str, list[tu
     try:
         for c, parts in arrays.items():
             owner = next(p.name for p in ctx.plans if c in p.array_columns)
-            dim = next((a.shape[1] for _, a in parts if a is not None and a.ndim == 2), 0)
+            parts = [(k, a if a is not None and a.ndim == 2 and a.shape[1] else None) for k, a in parts]
+            dim = next((a.shape[1] for _, a in parts if a is not None), 0)
             if owner not in computed or not dim or not table.num_rows:
                 continue
             stacked = np.concatenate([a if a is not None else np.full((k, dim), np.nan, np.float32) for k, a in parts])
