@@ -34,16 +34,15 @@ from tqdm import tqdm
 
 from altsift.config import RayOptions, RaySignalOptions, RunConfig
 from altsift.errors import AltsiftError, ConfigError
+from altsift.pipeline.ledger import ScoreSummary, prepare_run
 from altsift.pipeline.plan import SignalPlan
 from altsift.pipeline.shard_job import (
     Batch,
     JobContext,
-    ScoreSummary,
     ShardResult,
     ShardTask,
     SignalOutput,
     SignalRunner,
-    prepare_run,
     run_shard,
 )
 

@@ -15,14 +15,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from altsift.config import RunConfig
-from altsift.pipeline.shard_job import (
-    Batch,
-    ScoreSummary,
-    SignalOutput,
-    SignalRunner,
-    prepare_run,
-    run_shard,
-)
+from altsift.pipeline.ledger import ScoreSummary, prepare_run
+from altsift.pipeline.shard_job import Batch, SignalOutput, SignalRunner, run_shard
 
 __all__ = ["ScoreSummary", "Scorer", "score"]
 
