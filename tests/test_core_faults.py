@@ -161,24 +161,26 @@ def test_absurd_sizes_links_and_empty_tar_do_not_stop_the_run(tmp_path):
 
 
 def test_unexpected_error_costs_one_shard_and_a_rerun_retries_it(tmp_path, monkeypatch):
-    from altsift.pipeline import score as score_mod
+    from altsift.pipeline import shard_job
 
     shards = [write_tar(tmp_path / "in" / f"{s:05d}.tar", [(f"k{s}{i}", sample(s * 10 + i)) for i in range(3)])
               for s in range(3)]
-    real = score_mod.Scorer._run_signals
+    real = shard_job._commit
 
-    def flaky(self, rows, *a, **k):
-        if rows and rows[0]["shard"] == "00001":
+    def flaky(run_dir, name, *a, **k):
+        if name == "00001":
             raise RuntimeError("disk hiccup")
-        return real(self, rows, *a, **k)
+        return real(run_dir, name, *a, **k)
 
-    monkeypatch.setattr(score_mod.Scorer, "_run_signals", flaky)
+    monkeypatch.setattr(shard_job, "_commit", flaky)
     summary, rows, out = run(tmp_path, shards)
     assert {s for s, _ in rows} == {"00000", "00002"}
     assert "disk hiccup" in summary.shards_with_errors["00001"]
+    assert summary.incomplete and summary.run["shards_failed"] == 1 and summary.run["shards_done"] == 2
     logged = [json.loads(x) for x in (out / "logs" / "shard_errors.jsonl").read_text().splitlines()]
     assert any(e["shard"] == "00001" and "disk hiccup" in e["error"] for e in logged)
-    monkeypatch.setattr(score_mod.Scorer, "_run_signals", real)
+    monkeypatch.setattr(shard_job, "_commit", real)
     summary2, rows2, _ = run(tmp_path, shards)
     assert summary2.shards_skipped == 2 and summary2.shards_scored == 1
     assert len(rows2) == 9 and {s for s, _ in rows2} == {"00000", "00001", "00002"}
+    assert not summary2.incomplete and summary2.run["shards_done"] == 3 and summary2.run["failed_shards"] == {}

@@ -161,7 +161,7 @@ def score_pairs(pairs: Iterable[tuple[Any, str | None]], *, signals: str | Seque
 
     from altsift.io.schema import BASE_COLUMNS, BASE_TYPES, to_arrow
     from altsift.pipeline.plan import plan_signals, planned_schema
-    from altsift.pipeline.score import SignalRunner
+    from altsift.pipeline.shard_job import SignalRunner
 
     cfg = build_run_config(signals, config, options, progress=False)
     pairs = list(pairs)
@@ -176,6 +176,8 @@ def score_pairs(pairs: Iterable[tuple[Any, str | None]], *, signals: str | Seque
     plans = plan_signals(cfg.signals, cfg)
     types = planned_schema(plans, BASE_TYPES)
     runners = [SignalRunner(p) for p in plans]
+    for r in runners:  # every model loads before any pair is scored (a model that does not load: exit 2)
+        r.load()
     outputs: dict[str, list] = {c: [] for p in plans for c in p.columns}
     arrays: dict[str, list] = {c: [] for p in plans for c in p.array_columns}
     bs = cfg.score.batch_size
@@ -184,13 +186,16 @@ def score_pairs(pairs: Iterable[tuple[Any, str | None]], *, signals: str | Seque
         batch: dict[str, list] = {k: [r[k] for r in b] for k in (*BASE_COLUMNS, "json", "image")}
         for runner in runners:
             out = runner(batch)
+            for i, msg in out.failed.items():  # rows the signal could not score, as in a score table
+                if batch["status"][i] == "ok":
+                    batch["status"][i], batch["error"][i] = f"error_{runner.plan.name}", msg
             for c in runner.plan.columns:
-                vals = out.get(c)
+                vals = out.columns.get(c)
                 batch[c] = [None] * len(b) if vals is None else list(vals)
                 outputs[c].extend(batch[c])
             for c in runner.plan.array_columns:
-                if c in out:
-                    arrays[c].extend(list(np.asarray(out[c])))
+                if out.arrays.get(c) is not None:
+                    arrays[c].extend(list(np.asarray(out.arrays[c])))
                 else:
                     arrays[c].extend([None] * len(b))
         for i, r in enumerate(b):

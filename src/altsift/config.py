@@ -146,14 +146,30 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
 
-class RayOptions(_Strict):
-    """Ray Data scale-out: one actor pool per model signal."""
+class RaySignalOptions(_Strict):
+    """One signal's actor pool under Ray (``score.ray.signals.<signal>``); unset values come from the signal's
+    declared ``resources`` and the cluster."""
 
-    address: str | None = None
-    num_actors: int = Field(1, ge=1)
-    num_gpus_per_actor: float = Field(0.0, ge=0)
-    num_cpus_per_actor: float = Field(1.0, gt=0)
-    read_parallelism: int = Field(2, ge=1)
+    num_actors: int | None = Field(None, ge=1, description="actors in this signal's pool")
+    num_gpus: float | None = Field(None, ge=0, description="GPUs per actor (default: the signal's, when the cluster has GPUs)")
+    num_cpus: float | None = Field(None, gt=0, description="CPUs per actor (default: the signal's)")
+    memory_gb: float | None = Field(None, ge=0, description="memory reserved per actor (default: the signal's)")
+    resources: dict[str, float] = Field(default_factory=dict, description="custom Ray resources per actor (pin to nodes)")
+
+
+class RayOptions(_Strict):
+    """Ray scale-out: shard jobs run in Ray Data workers, each signal in its own actor pool."""
+
+    address: str | None = Field(None, description="Ray cluster address (auto, ray://..., host:port); None starts a local one")
+    num_actors: int | None = Field(
+        None, ge=1, description="actors per signal pool (default: GPU signals one per fitting GPU, CPU signals share spare CPUs)"
+    )
+    read_parallelism: int | None = Field(
+        None, ge=1, description="shard jobs in flight (each reads, decodes and writes one shard); default max(2, 2 x the largest GPU pool)"
+    )
+    shard_cpus: float = Field(1.0, gt=0, description="CPUs reserved per shard job worker")
+    shard_resources: dict[str, float] = Field(default_factory=dict, description="custom Ray resources per shard worker")
+    signals: dict[str, RaySignalOptions] = Field(default_factory=dict, description="per-signal pool overrides")
 
 
 class ScoreOptions(_Strict):

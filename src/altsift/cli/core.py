@@ -14,7 +14,7 @@ import typer
 
 from altsift.cli import app, output
 from altsift.config import apply_sets, build_config, load_config_tree, parse_set
-from altsift.errors import ConfigError
+from altsift.errors import ConfigError, IncompleteError
 
 SET_HELP = (
     "Override any option as SECTION.KEY=VALUE, e.g. --set clip.model=/ckpt/clip --set clip.batch_size=64 "
@@ -29,13 +29,15 @@ def score(
     signals: str | None = typer.Option(None, "--signals", "-s", help="Comma-separated signals, e.g. basic,clip,sieve (default: the config's `signals:`, else basic). Requirements are added."),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML config with signal options (e.g. configs/sieve.yaml)."),
     set_: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
-    retry_errors: bool = typer.Option(False, help="Re-read shards that failed to read last time (e.g. truncated tars)."),
+    retry_errors: bool = typer.Option(False, help="Retry what failed last time: re-read shards with read errors (e.g. truncated tars) and recompute signals on rows marked error_<signal>."),
     runner: str | None = typer.Option(None, help="local (default) or ray: run signals as Ray Data actors."),
 ) -> None:
     """Score shards with signals; one parquet per shard. Rerun to resume, or add signals to an existing run.
 
     Every sample gets a row with a status ('ok' or an error code such as bad_image, missing_caption,
     duplicate_uid). Finished shards are skipped; signals already computed with the same options are kept.
+    Exit codes: 0 done; 2 bad option or a model that does not load (nothing scored); 3 a shard failed
+    (see OUT/score_summary.json, rerun to retry); 4 disk full, read-only or permission denied.
     """
     from altsift.pipeline.score import score as run_score
 
@@ -48,6 +50,12 @@ def score(
     cfg = build_config(tree, "config" if config is None else str(config))
     summary = run_score(list(inputs), out, cfg.signals, cfg, retry_errors=retry_errors)
     _print_score_summary(summary, out)
+    if summary.incomplete:
+        n = len(summary.shards_with_errors)
+        raise IncompleteError(
+            f"{n} shard(s) incomplete (listed above and in {out}/score_summary.json); fix the cause and rerun "
+            "(add --retry-errors to re-read shards with read errors and retry rows marked error_<signal>)"
+        )
 
 
 def _print_score_summary(summary, out: Path) -> None:
@@ -59,6 +67,12 @@ def _print_score_summary(summary, out: Path) -> None:
         typer.echo("statuses: " + ", ".join(f"{k}={v}" for k, v in sorted(summary.status_counts.items())))
     for shard, err in summary.shards_with_errors.items():
         typer.echo(f"shard {shard}: {err}")
+    for shard in summary.tables_quarantined:
+        typer.echo(f"shard {shard}: its table was corrupt; moved to {out}/scores/.corrupt/ and scored again")
+    r = summary.run
+    if r and (r.get("shards", 0) != summary.shards_total or r.get("shards_failed")):
+        typer.echo(f"run directory: {r['shards_done']} shard(s) done, {r['shards_failed']} failed, "
+                   f"{r['shards_pending']} pending, {r['rows']} rows")
 
 
 @app.command()

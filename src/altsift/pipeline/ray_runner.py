@@ -1,259 +1,278 @@
-"""Scale-out scoring on Ray Data, with the same signal classes as the in-process runner.
+"""Scale-out scoring on Ray: the shared shard job runs inside Ray Data workers; each signal has its own actor pool.
 
-Plan (per run): the driver decides which shards need which signals (exactly as the local runner) and
-builds one Ray Data pipeline::
+Topology (one run)::
 
-    from_items(shards) -> flat_map(read_shard_rows)            # CPU tasks: robust tar reading
-                       -> map_batches(RaySignal, signal=A)      # actor pool per signal: model loaded once
-                       -> map_batches(RaySignal, signal=B) ...  #   per actor, GPUs via num_gpus_per_actor
-                       -> iter_batches on the driver            # rows grouped back into shards
+    driver   prepare_run()                 plan every shard from its table footer (no shard is read)
+             start_signal_pools()          per signal: N actors sized from Signal.resources (+ overrides);
+                                           each loads its model once; a load failure stops the run here
+             ray.data.from_items(tasks)    one small JSON task per shard that needs work
+               .map_batches(ShardWorker,   ActorPoolStrategy(read_parallelism) CPU workers: run_shard()
+                                           reads + decodes the shard, sends each batch to the signals'
+                                           actors, writes arrays and the table (atomic) to the run dir
+             .iter_batches()               only commit records (shard, rows, statuses) reach the driver
+             RunLedger                     run.json, logs/shard_errors.jsonl, score_summary.json
 
-Images travel as encoded bytes and are decoded inside the actor (in a thread pool, overlapped with
-the model by Ray's prefetching), never as pixels through the object store. The driver commits each
-shard's table atomically as soon as all of its rows have arrived, so resume works as in local mode.
+Rows, pixels and embeddings travel between a shard worker and the signal actors through the object store,
+never through the driver, so the driver's memory does not grow with the pool. The run directory must be
+on a filesystem every worker node sees (local disk for one machine, NFS/Lustre/... for a cluster).
+The shard job is :func:`altsift.pipeline.shard_job.run_shard`, the same code the in-process runner calls.
 """
 
 from __future__ import annotations
 
 import logging
-import pickle
-import time
-from collections import Counter, defaultdict
+import math
+import os
+import random
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 from tqdm import tqdm
 
-from altsift.config import RunConfig
-from altsift.io import tables
-from altsift.io.schema import BASE_COLUMNS, BASE_TYPES, to_arrow
-from altsift.io.shards import (
-    NEEDED_EXTS,
-    ReadLimits,
-    decode_image,
-    expand_inputs,
-    parse_sample,
-    read_shard,
-    shard_names,
+from altsift.config import RayOptions, RaySignalOptions, RunConfig
+from altsift.errors import AltsiftError, ConfigError
+from altsift.pipeline.ledger import ScoreSummary, prepare_run
+from altsift.pipeline.plan import SignalPlan
+from altsift.pipeline.shard_job import (
+    Batch,
+    JobContext,
+    ShardResult,
+    ShardTask,
+    SignalOutput,
+    SignalRunner,
+    run_shard,
 )
-from altsift.pipeline.plan import SignalPlan, needed_signals, plan_signals
-from altsift.pipeline.score import ScoreSummary, SignalRunner, _shard_meta
 
 log = logging.getLogger("altsift.ray")
 
-_META = ("_row", "_n", "_shard_error", "_path", "_image_bytes")
+
+# ----------------------------------------------------------------------------- sizing
+@dataclass(frozen=True)
+class PoolSpec:
+    """One signal's actor pool: how many actors and what each reserves."""
+
+    signal: str
+    num_actors: int
+    num_cpus: float
+    num_gpus: float
+    memory_gb: float
+    resources: dict[str, float] = field(default_factory=dict)
 
 
-def read_shard_rows(item: dict[str, Any]) -> list[dict[str, Any]]:
-    """Ray flat_map: one row per sample (image still encoded), plus columns already in the table."""
-    path, name = item["path"], item["name"]
-    result = read_shard(path, limits=ReadLimits(**item["limits"]), storage_options=item["storage_options"],
-                        extensions=NEEDED_EXTS)
-    seen: set[str] = set()
-    rows = [parse_sample(s, name, seen) for s in result.samples]
-    prior: dict[str, list] = {}
-    existing = tables.read_table(Path(item["table"]))
-    if existing is not None and existing.column("key").to_pylist() == [r["key"] for r in rows]:
-        prior = {c: existing.column(c).to_pylist() for c in existing.column_names
-                 if c not in BASE_COLUMNS and c not in item["drop"]}
-    n = len(rows)
-    out = []
-    for i, r in enumerate(rows):
-        row = {c: r[c] for c in BASE_COLUMNS}
-        row.update({"_shard_error": result.error, "_path": path, "_image_bytes": r["_image_bytes"]})
-        for c, vals in prior.items():
-            row[c] = vals[i]
-        out.append(_pack(name, i, n, row))
-    if not out:  # keep the shard visible to the driver so it gets a table and a recorded error
-        out.append(_pack(name, -1, 0, {"_shard_error": result.error, "_path": path}))
-    return out
+def size_pools(plans: list[SignalPlan], ray_opts: RayOptions, cluster: dict[str, float]) -> tuple[list[PoolSpec], int]:
+    """Actor pools for ``plans`` and the number of shard workers, from each signal's declared resources,
+    the cluster's totals (``ray.cluster_resources()``) and ``score.ray`` overrides.
+
+    - GPUs: a signal that declares GPUs (and is not pinned to ``device: cpu``) gets them when the cluster
+      has GPUs; signals that declare none (``basic``, ``ocr``) never reserve one.
+    - Actors: GPU pools split the cluster's GPUs; shard workers default to ``max(2, 2 x largest GPU pool)``;
+      CPU pools share the CPUs left over (one actor per ``num_cpus``), never more than the shard workers
+      can keep busy (each worker has one batch in flight per signal).
+    """
+    unknown = sorted(set(ray_opts.signals) - {p.name for p in plans})
+    if unknown:
+        log.warning("score.ray.signals has settings for %s, which this run does not compute", ", ".join(unknown))
+    gpus_total = float(cluster.get("GPU", 0.0))
+    cpus_total = float(cluster.get("CPU", 0.0))
+    per: dict[str, dict[str, Any]] = {}
+    for p in plans:
+        r = p.resources
+        o = ray_opts.signals.get(p.name, RaySignalOptions())
+        gpus = o.num_gpus if o.num_gpus is not None else (r.gpus if gpus_total > 0 else 0.0)
+        per[p.name] = {"cpus": o.num_cpus if o.num_cpus is not None else r.cpus, "gpus": gpus,
+                       "mem": o.memory_gb if o.memory_gb is not None else r.memory_gb,
+                       "n": o.num_actors or ray_opts.num_actors, "res": dict(o.resources)}
+    auto_gpu = [n for n, v in per.items() if v["gpus"] > 0 and v["n"] is None]
+    if auto_gpu:
+        share = sum(per[n]["gpus"] for n in auto_gpu)
+        for n in auto_gpu:
+            per[n]["n"] = max(1, math.floor(gpus_total / share))
+    gpu_sizes = [v["n"] for v in per.values() if v["gpus"] > 0]
+    workers = ray_opts.read_parallelism or max(2, 2 * max(gpu_sizes, default=0))
+    auto_cpu = [n for n, v in per.items() if v["n"] is None]
+    if auto_cpu:
+        used = workers * ray_opts.shard_cpus + sum(v["n"] * v["cpus"] for v in per.values() if v["n"] is not None)
+        spare = max(0.0, cpus_total - used)
+        for n in auto_cpu:
+            fit = math.floor(spare / len(auto_cpu) / per[n]["cpus"]) if per[n]["cpus"] else workers
+            per[n]["n"] = max(1, min(workers, fit))
+    specs = [PoolSpec(n, int(v["n"]), float(v["cpus"]), float(v["gpus"]), float(v["mem"]), v["res"])
+             for n, v in per.items()]
+    return specs, int(workers)
 
 
-def _pack(shard: str, row: int, n: int, payload: dict[str, Any]) -> dict[str, Any]:
-    """Rows travel as (shard, index, count, pickled payload): Ray never has to infer column types
-    from Python objects (a column that is None in one block and text in another breaks Arrow)."""
-    return {"shard": shard, "_row": row, "_n": n, "_payload": pickle.dumps(payload, protocol=5)}
+def _need(specs: list[PoolSpec], workers: int, shard_cpus: float) -> tuple[float, float]:
+    cpus = workers * shard_cpus + sum(s.num_actors * s.num_cpus for s in specs)
+    gpus = sum(s.num_actors * s.num_gpus for s in specs)
+    return cpus, gpus
 
 
-class RaySignal:
-    """Ray Data ``map_batches`` actor wrapping one signal: same class, same failure isolation."""
+# ----------------------------------------------------------------------------- actors
+class SignalActor:
+    """One copy of a signal (its model loaded once) serving batches from any shard worker."""
 
-    def __init__(self, plan: SignalPlan, decode: bool, max_pixels: int, max_side: int | None, threads: int) -> None:
+    def __init__(self, plan: SignalPlan) -> None:
         self.runner = SignalRunner(plan)
-        _ = self.runner.signal  # load the model once per actor
-        self.decode = decode
-        self.max_pixels, self.max_side = max_pixels, max_side
-        self.pool = ThreadPoolExecutor(threads)
+        self.error: AltsiftError | None = None
+        try:
+            self.runner.load()
+        except AltsiftError as e:  # reported by ready(); the driver stops the run with this message
+            self.error = e
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
-        payloads = [pickle.loads(b) for b in batch["_payload"]]
-        n = len(payloads)
-        real = [i for i in range(n) if int(batch["_n"][i]) > 0]
-        keys = sorted({k for p in payloads for k in p})
-        cols: dict[str, list[Any]] = {k: [p.get(k) for p in payloads] for k in keys}
-        images: list[Any] = [None] * n
-        if self.decode:
-            futs = {i: self.pool.submit(decode_image, cols["_image_bytes"][i], self.max_pixels, self.max_side)
-                    for i in real if cols["status"][i] == "ok"}
-            for i, f in futs.items():
-                img, status, err, size = f.result()
-                images[i] = img
-                if size is not None:
-                    cols["original_width"][i] = cols["original_width"][i] or size[0]
-                    cols["original_height"][i] = cols["original_height"][i] or size[1]
-                if status is not None:
-                    cols["status"][i], cols["error"][i] = status, err
-        sub = {k: [v[i] for i in real] for k, v in cols.items()}
-        sub["image"] = [images[i] for i in real]
-        sub["json"] = [{} for _ in real]
-        out = self.runner(sub) if real else {}
-        for k in ("status", "error", "original_width", "original_height"):
-            for j, i in enumerate(real):
-                cols[k][i] = sub[k][j]
-        plan = self.runner.plan
-        for c in plan.columns:
-            vals = [None] * n
-            for j, i in enumerate(real):
-                vals[i] = out[c][j] if c in out else None
-            cols[c] = vals
-        for c in plan.array_columns:
-            if c in out and len(real):
-                arr = np.asarray(out[c])
-                vals = [None] * n
-                for j, i in enumerate(real):
-                    vals[i] = arr[j]
-                cols[c] = vals
-        packed = np.empty(n, dtype=object)
-        packed[:] = [pickle.dumps({k: v[i] for k, v in cols.items()}, protocol=5) for i in range(n)]
-        return {"shard": batch["shard"], "_row": batch["_row"], "_n": batch["_n"], "_payload": packed}
+    def ready(self) -> tuple[AltsiftError | None, str]:
+        """The load error (None when the model loaded) and the node this actor runs on."""
+        import ray
+
+        return self.error, ray.get_runtime_context().get_node_id()
+
+    def run(self, batch: Batch) -> SignalOutput:
+        return self.runner(batch)
+
+
+class ShardWorker:
+    """Ray Data ``map_batches`` worker: runs the shared shard job for each task, calling the signal pools.
+
+    Batches go to actors on this worker's node when the pool has any there (pixels stay off the network),
+    else to any actor of the pool; round robin from a random start spreads workers over actors.
+    """
+
+    def __init__(self, ctx: JobContext, pools: dict[str, list[tuple[Any, str]]]) -> None:
+        import ray
+
+        self.ctx = ctx
+        node = ray.get_runtime_context().get_node_id()
+        self.pools = {n: [h for h, at in hs if at == node] or [h for h, _ in hs] for n, hs in pools.items()}
+        self.turn = {n: random.randrange(len(h)) for n, h in self.pools.items()}
+        self.decoder = ThreadPoolExecutor(ctx.opts.decode_threads, thread_name_prefix="decode")
+        self.worker = f"node:{node}"
+
+    def _call(self, name: str, batch: Batch) -> SignalOutput:
+        import ray
+
+        handles = self.pools[name]
+        i = self.turn[name]
+        self.turn[name] = (i + 1) % len(handles)
+        return ray.get(handles[i].run.remote(batch))
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out = [run_shard(self.ctx, ShardTask.from_json(str(t)), self._call, self.decoder, worker=self.worker).to_json()
+               for t in batch["task"]]
+        return {"result": np.asarray(out, dtype=object)}
+
+
+def start_signal_pools(plans: list[SignalPlan], specs: list[PoolSpec]) -> dict[str, list[tuple[Any, str]]]:
+    """Start every pool and wait until each actor has loaded its model; a failure raises its message.
+
+    Returns ``{signal: [(actor handle, node id)]}``.
+    """
+    import ray
+
+    remote = ray.remote(SignalActor)
+    by_name = {p.name: p for p in plans}
+    pools: dict[str, list[Any]] = {}
+    waiting: dict[Any, tuple[str, int]] = {}
+    for s in specs:
+        opts: dict[str, Any] = {"num_cpus": s.num_cpus, "num_gpus": s.num_gpus, "max_restarts": 2,
+                                "max_task_retries": 2}
+        if s.memory_gb:
+            opts["memory"] = int(s.memory_gb * 2**30)
+        if s.resources:
+            opts["resources"] = s.resources
+        pools[s.signal] = [remote.options(**opts).remote(by_name[s.signal]) for _ in range(s.num_actors)]
+        waiting.update({h.ready.remote(): (s.signal, i) for i, h in enumerate(pools[s.signal])})
+        log.info("signal '%s': %d actor(s), %g CPU + %g GPU each", s.signal, s.num_actors, s.num_cpus, s.num_gpus)
+    nodes: dict[tuple[str, int], str] = {}
+    pending = list(waiting)
+    try:
+        while pending:
+            done, pending = ray.wait(pending, num_returns=len(pending), timeout=60)
+            for ref in done:
+                name = waiting[ref][0]
+                try:
+                    err, node = ray.get(ref)
+                except Exception as e:  # the actor process died while loading (OOM, crash)
+                    raise ConfigError(f"signal '{name}' could not start on Ray: {type(e).__name__}: {e}") from None
+                if err is not None:
+                    raise err
+                nodes[waiting[ref]] = node
+            if pending:
+                log.warning("waiting for %d signal actor(s) to start (%s): the cluster may lack the resources "
+                            "they reserve", len(pending), ", ".join(sorted({waiting[r][0] for r in pending})))
+    except BaseException:
+        stop_pools(pools)
+        raise
+    return {n: [(h, nodes[(n, i)]) for i, h in enumerate(hs)] for n, hs in pools.items()}
+
+
+def stop_pools(pools: dict[str, list[Any]]) -> None:
+    import ray
+
+    for handles in pools.values():
+        for h in handles:
+            ray.kill(h[0] if isinstance(h, tuple) else h)
+
+
+# ----------------------------------------------------------------------------- driver
+def _init_ray(ray_opts: RayOptions, cpus_needed: float) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    if ray_opts.address:
+        ray.init(address=ray_opts.address, log_to_driver=True)
+    else:
+        # A local cluster with at least the logical CPUs the pools and shard workers reserve (they mostly
+        # wait on each other, so oversubscribing the cores is fine); GPUs are detected by Ray.
+        ray.init(num_cpus=max(os.cpu_count() or 1, math.ceil(cpus_needed)), include_dashboard=False,
+                 log_to_driver=True)
 
 
 def score_with_ray(inputs: list[str], run_dir: str | Path, signals: list[str], cfg: RunConfig,
                    retry_errors: bool = False) -> ScoreSummary:
-    """Score with Ray Data; same outputs, resume and statuses as the local runner."""
+    """Score with Ray; the same tables, statuses, logs and summary as the in-process runner."""
     import ray
 
-    t0 = time.time()
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run = prepare_run(inputs, run_dir, signals, cfg, retry_errors)
+    if not run.tasks:
+        run.ledger.write_manifest()
+        return run.ledger.finish()
     opts = cfg.score
-    plans = plan_signals(signals, cfg)
-    paths = expand_inputs(inputs, opts.storage_options)
-    limits = ReadLimits.from_options(opts)
-    names = shard_names(paths)
-    summary = ScoreSummary(shards_total=len(paths))
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
-    recorded_by_shard: dict[str, dict[str, Any]] = {}
-    for path, name in zip(paths, names, strict=True):
-        tpath = tables.table_path(run_dir, name)
-        existing = tables.read_table(tpath)
-        recorded = tables.table_signals(existing) if existing is not None else {}
-        todo = needed_signals(plans, recorded) if existing is not None else plans
-        if existing is not None and not todo and not (retry_errors and _shard_meta(existing).get("error")):
-            summary.shards_skipped += 1
-            continue
-        if not todo:
-            todo = plans
-        recorded_by_shard[name] = recorded
-        drop = sorted({c for p in todo for c in p.columns})
-        groups[tuple(p.name for p in todo)].append({"path": path, "name": name, "table": str(tpath), "drop": drop,
-                                                    "limits": dict(limits.__dict__),
-                                                    "storage_options": dict(opts.storage_options)})
-    if not groups:
-        summary.seconds = round(time.time() - t0, 3)
-        return summary
-    if not ray.is_initialized():
-        # Local cluster: logical CPUs for every actor pool plus one for the shard readers, or the
-        # pipeline would deadlock waiting for a CPU that an idle actor holds.
-        need = len(plans) * opts.ray.num_actors * opts.ray.num_cpus_per_actor + 1
-        ray.init(address=opts.ray.address, include_dashboard=False, log_to_driver=False,
-                 **({} if opts.ray.address else {"num_cpus": max(2, int(np.ceil(need)))}))
-    statuses: Counter[str] = Counter()
-    by_name = {p.name: p for p in plans}
-    with tqdm(total=sum(len(v) for v in groups.values()), unit="shard", disable=not opts.progress, desc="score[ray]") as bar:
-        for todo_names, items in groups.items():
-            todo = [by_name[n] for n in todo_names]
-            ds = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
-            ds = ds.flat_map(read_shard_rows)
-            first = True
-            for p in todo:
-                decode = first and (opts.verify_images or any(q.needs_image for q in todo))
-                ds = ds.map_batches(
-                    RaySignal,
-                    fn_constructor_kwargs={"plan": p, "decode": decode or p.needs_image,
-                                           "max_pixels": opts.max_image_pixels, "max_side": opts.max_decode_side,
-                                           "threads": opts.decode_threads},
-                    batch_size=opts.batch_size,
-                    batch_format="numpy",
-                    concurrency=opts.ray.num_actors,
-                    num_gpus=opts.ray.num_gpus_per_actor or None,
-                    num_cpus=opts.ray.num_cpus_per_actor,
-                )
-                first = False
-            pending: dict[str, list[dict[str, Any]]] = defaultdict(list)
-            for batch in ds.iter_batches(batch_format="numpy", batch_size=None):
-                for shard, i, cnt, payload in zip(batch["shard"], batch["_row"], batch["_n"], batch["_payload"],
-                                                  strict=True):
-                    row = pickle.loads(payload)
-                    row.update({"shard": str(shard), "_row": int(i), "_n": int(cnt)})
-                    pending[str(shard)].append(row)
-                for name in list(pending):
-                    rows = pending[name]
-                    if rows and len(rows) >= max(1, int(rows[0]["_n"])):
-                        _commit(run_dir, name, rows, todo, recorded_by_shard[name], summary, statuses)
-                        del pending[name]
-                        bar.update(1)
-            for name, rows in pending.items():  # should not happen; never lose rows silently
-                log.error("shard %s: only %d rows arrived; not committed", name, len(rows))
-    summary.status_counts = dict(statuses)
-    summary.seconds = round(time.time() - t0, 3)
-    return summary
-
-
-def _commit(run_dir: Path, name: str, rows: list[dict[str, Any]], todo: list[SignalPlan],
-            recorded: dict[str, Any], summary: ScoreSummary, statuses: Counter[str]) -> None:
-    rows = sorted((r for r in rows if int(r["_row"]) >= 0), key=lambda r: int(r["_row"]))
-    error = next((_py(r["_shard_error"]) for r in rows), None) if rows else None
-    path = None
-    if not rows:
-        summary.shards_with_errors[name] = "empty shard: no samples"
-    elif error:
-        summary.shards_with_errors[name] = str(error)
-    cols: dict[str, pa.Array] = {c: pa.array([_py(r.get(c)) for r in rows], type=BASE_TYPES[c]) for c in BASE_COLUMNS}
-    skip = set(BASE_COLUMNS) | set(_META) | {c for p in todo for c in p.array_columns}
-    extra = sorted({k for r in rows for k in r} - skip)
-    for c in extra:
-        cols[c] = to_arrow([_py(r.get(c)) for r in rows])
-    for p in todo:
-        for c in p.array_columns:
-            if rows and any(r.get(c) is not None for r in rows):
-                dim = next(np.asarray(r[c]).shape[-1] for r in rows if r.get(c) is not None)
-                stacked = np.stack([np.asarray(r[c], dtype=np.float32) if r.get(c) is not None
-                                    else np.full(dim, np.nan, np.float32) for r in rows])
-                tables.write_array_atomic(stacked, tables.array_path(run_dir, c, name))
-    if rows:
-        path = rows[0]["_path"]
-    kept = {k: v for k, v in recorded.items() if k not in {p.name for p in todo}}
-    kept.update({p.name: p.fingerprint() for p in todo})
-    table = pa.table(cols) if rows else pa.table({c: pa.array([], type=BASE_TYPES[c]) for c in BASE_COLUMNS})
-    info = {"path": path, "error": summary.shards_with_errors.get(name), "rows": len(rows)}
-    tables.write_table_atomic(tables.with_signals_meta(table, kept, info), tables.table_path(run_dir, name))
-    for r in rows:
-        statuses[str(r["status"])] += 1
-    for p in todo:
-        summary.signals_computed[p.name] = summary.signals_computed.get(p.name, 0) + len(rows)
-    summary.samples_scored += len(rows)
-    summary.shards_scored += 1
-
-
-def _py(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    if isinstance(v, float) and np.isnan(v):
-        return None
-    return v
+    plans = run.needed_plans()
+    # sizes assuming no GPUs, for the logical CPUs of a local cluster; then sized against the real cluster
+    specs, workers = size_pools(plans, opts.ray, {"CPU": 0.0})
+    _init_ray(opts.ray, _need(specs, workers, opts.ray.shard_cpus)[0])
+    cluster = {k: float(v) for k, v in ray.cluster_resources().items()}
+    specs, workers = size_pools(plans, opts.ray, cluster)
+    cpus, gpus = _need(specs, workers, opts.ray.shard_cpus)
+    if cpus > cluster.get("CPU", 0.0) or gpus > cluster.get("GPU", 0.0):
+        log.warning("this run reserves %g CPUs and %g GPUs; the cluster has %g and %g now (an autoscaler may add "
+                    "more; else lower score.ray.read_parallelism or score.ray.signals.<name>.num_actors)",
+                    cpus, gpus, cluster.get("CPU", 0.0), cluster.get("GPU", 0.0))
+    pools = start_signal_pools(plans, specs)
+    try:
+        run.ledger.write_manifest()
+        data_ctx = ray.data.DataContext.get_current()
+        data_ctx.enable_progress_bars = False
+        # a few shards per block: fine-grained scheduling without per-shard block metadata on the driver
+        blocks = min(len(run.tasks), max(4 * workers, 256))
+        ds = ray.data.from_items([{"task": t.to_json()} for t in run.tasks], override_num_blocks=blocks)
+        ds = ds.map_batches(
+            ShardWorker,
+            batch_size=1,
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=workers),
+            num_cpus=opts.ray.shard_cpus,
+            resources=opts.ray.shard_resources or None,
+            fn_constructor_kwargs={"ctx": run.ctx, "pools": pools},
+        )
+        with tqdm(total=len(run.tasks), unit="shard", disable=not opts.progress, desc="score[ray]") as bar:
+            for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+                for r in batch["result"]:
+                    run.ledger.record(ShardResult.from_json(str(r)))
+                    bar.update(1)
+    finally:
+        stop_pools(pools)
+    return run.ledger.finish()
