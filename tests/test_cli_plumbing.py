@@ -175,3 +175,24 @@ def test_a_missing_extra_names_the_pip_command(run_dir, monkeypatch, tmp_path):
     monkeypatch.setattr(altsift.api, "export", needs_faiss)
     res = runner.invoke(app, ["export", str(run_dir), "--subset", str(run_dir / "subset.npy"), "-o", str(tmp_path / "o")])
     assert res.exit_code == 2 and "pip install 'altsift[cluster]'" in res.stderr and res.stderr.count("\n") == 1
+
+
+def test_score_adopts_quiet_and_json_and_run_exits_3_when_a_shard_is_incomplete(tmp_path):
+    """`score -q` shows no progress bar, `--json` keeps the summary on an incomplete run (exit 3), and
+    `altsift run` selects what was scored but still exits 3 when a shard is damaged; `demo` does not."""
+    from importlib import resources
+
+    shards = str(resources.files("altsift") / "assets" / "demo" / "shards")  # 00002.tar is truncated
+    r = runner.invoke(app, ["-q", "score", shards, "-o", str(tmp_path / "r1"), "--json"])
+    assert r.exit_code == 3
+    got = json.loads(r.stdout)
+    assert got["ok"] is False and got["exit_code"] == 3 and got["summary"]["shards_total"] == 3
+    assert "shard/s" not in r.stderr and "samples_s=" not in r.stderr  # no tqdm bar under -q
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(f"inputs: ['{shards}']\nrun_dir: {tmp_path / 'r2'}\nsignals: [basic]\n"
+                   "select: {where: [basic_pass]}\n")
+    r = runner.invoke(app, ["run", str(cfg)])
+    assert r.exit_code == 3 and "00002" in r.stderr
+    assert (tmp_path / "r2" / "subset.npy").exists()  # the selection covers what was scored
+    r = runner.invoke(app, ["-q", "demo", "-o", str(tmp_path / "demo")])
+    assert r.exit_code == 0, r.stderr

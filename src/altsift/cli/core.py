@@ -7,6 +7,7 @@ export / run / demo / signals / presets are thin layers over :mod:`altsift.api` 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
 
@@ -23,6 +24,7 @@ SET_HELP = (
 
 
 @app.command()
+@output.command
 def score(
     inputs: list[str] = typer.Argument(..., help="Shards: paths, globs, brace patterns ('shards/{00000..00099}.tar') or folders."),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory; scores go to OUT/scores/<shard>.parquet."),
@@ -31,7 +33,7 @@ def score(
     set_: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
     retry_errors: bool = typer.Option(False, help="Retry what failed last time: re-read shards with read errors (e.g. truncated tars) and recompute signals on rows marked error_<signal>."),
     runner: str | None = typer.Option(None, help="local (default) or ray: run signals as Ray Data actors."),
-) -> None:
+) -> dict:
     """Score shards with signals; one parquet per shard. Rerun to resume, or add signals to an existing run.
 
     Every sample gets a row with a status ('ok' or an error code such as bad_image, missing_caption,
@@ -47,32 +49,36 @@ def score(
     if runner:
         tree.setdefault("score", {})["runner"] = runner
     apply_sets(tree, parse_set(set_))
+    if not output.progress_enabled():
+        tree.setdefault("score", {})["progress"] = False
     cfg = build_config(tree, "config" if config is None else str(config))
     summary = run_score(list(inputs), out, cfg.signals, cfg, retry_errors=retry_errors)
     _print_score_summary(summary, out)
     if summary.incomplete:
-        n = len(summary.shards_with_errors)
-        raise IncompleteError(
-            f"{n} shard(s) incomplete (listed above and in {out}/score_summary.json); fix the cause and rerun "
-            "(add --retry-errors to re-read shards with read errors and retry rows marked error_<signal>)"
-        )
+        err = IncompleteError(
+            f"{len(summary.shards_with_errors)} shard(s) incomplete (listed above and in {out}/score_summary.json); "
+            "fix the cause and rerun (add --retry-errors to re-read shards with read errors and retry rows marked "
+            "error_<signal>)")
+        err.summary = asdict(summary)  # type: ignore[attr-defined]  (the --json output keeps it)
+        raise err
+    return asdict(summary)
 
 
 def _print_score_summary(summary, out: Path) -> None:
-    typer.echo(
+    output.result(
         f"scored {summary.samples_scored} samples in {summary.shards_scored} shards "
         f"({summary.shards_skipped} already done) in {summary.seconds:.1f}s -> {out}/scores"
     )
     if summary.status_counts:
-        typer.echo("statuses: " + ", ".join(f"{k}={v}" for k, v in sorted(summary.status_counts.items())))
+        output.info("statuses: " + ", ".join(f"{k}={v}" for k, v in sorted(summary.status_counts.items())))
     for shard, err in summary.shards_with_errors.items():
-        typer.echo(f"shard {shard}: {err}")
+        output.result(f"shard {shard}: {err}")
     for shard in summary.tables_quarantined:
-        typer.echo(f"shard {shard}: its table was corrupt; moved to {out}/scores/.corrupt/ and scored again")
+        output.result(f"shard {shard}: its table was corrupt; moved to {out}/scores/.corrupt/ and scored again")
     r = summary.run
     if r and (r.get("shards", 0) != summary.shards_total or r.get("shards_failed")):
-        typer.echo(f"run directory: {r['shards_done']} shard(s) done, {r['shards_failed']} failed, "
-                   f"{r['shards_pending']} pending, {r['rows']} rows")
+        output.info(f"run directory: {r['shards_done']} shard(s) done, {r['shards_failed']} failed, "
+                    f"{r['shards_pending']} pending, {r['rows']} rows")
 
 
 @app.command()
@@ -149,15 +155,6 @@ def export(
     return s.to_dict()
 
 
-def _score_lines(summary) -> None:
-    output.info(f"scored {summary.samples_scored} samples in {summary.shards_scored} shards "
-                f"({summary.shards_skipped} already done) in {summary.seconds:.1f}s")
-    if summary.status_counts:
-        output.info("statuses: " + ", ".join(f"{k}={v}" for k, v in sorted(summary.status_counts.items())))
-    for shard, err in summary.shards_with_errors.items():
-        output.info(f"shard {shard}: {err}")
-
-
 def _abs(p: str) -> Path:
     """Relative paths in a config are relative to the current directory, like ``run_dir``."""
     return Path(p) if Path(p).is_absolute() else Path.cwd() / p
@@ -189,7 +186,7 @@ def run_config(config: Path, set_: list[str] | None = None, progress: bool = Tru
         paths = expand_inputs(inputs, cfg.score.storage_options)  # absolute paths or URLs
         check_target(run_dir, to, [*paths, *(remap(p, roots) for p in paths)], overwrite=cfg.export.overwrite)
     summary = run_score(inputs, run_dir, cfg.signals, cfg)
-    _score_lines(summary)
+    _print_score_summary(summary, run_dir)
     s = cfg.select
     req = SelectRequest(where=s.where, top_fraction=s.top_fraction, fuse=s.fuse, preset=s.preset,
                         preset_options=s.preset_options)
@@ -202,7 +199,8 @@ def run_config(config: Path, set_: list[str] | None = None, progress: bool = Tru
     output.info(f"selected {sel_summary['selected']} of {sel_summary['pool_rows']} -> {subset}")
     rep = write_report(run_dir, subset, run_dir / "report.md")
     output.info(f"report -> {rep}")
-    result = {"score": asdict(summary), "select": sel_summary, "report": str(rep)}
+    result = {"score": asdict(summary), "select": sel_summary, "report": str(rep),
+              "incomplete_shards": sorted(summary.shards_with_errors) if summary.incomplete else []}
     if to is not None:
         e = run_export(run_dir, subset, to, caption_column=cfg.export.caption_column, shard_size=cfg.export.shard_size,
                        overwrite=cfg.export.overwrite, source_roots=cfg.export.source_roots, progress=progress)
@@ -222,6 +220,12 @@ def run(
     sel = result["select"]
     output.result(f"selected {sel['selected']} of {sel['pool_rows']}" + (
         f"; exported {result['export']['written']} to {result['export']['out']}" if "export" in result else ""))
+    if result["incomplete_shards"]:  # selected and exported what was scored; say what is missing (exit 3)
+        err = IncompleteError(
+            f"{len(result['incomplete_shards'])} shard(s) incomplete ({', '.join(result['incomplete_shards'][:5])}); "
+            "the selection and export cover the rest. Fix the cause and rerun the same command to complete them")
+        err.summary = result  # type: ignore[attr-defined]
+        raise err
     return result
 
 
@@ -244,6 +248,9 @@ def demo(
     result = run_config(cfg, progress=output.progress_enabled())
     summary = {"selected": result["select"]["selected"], "pool": result["select"]["pool_rows"],
                "run_dir": str(out / "run"), "export": result.get("export", {}).get("out")}
+    if result["incomplete_shards"]:  # the bundled truncated shard: expected, shown, not an error here
+        output.info(f"(expected) the demo's deliberately damaged shard(s) {', '.join(result['incomplete_shards'])} "
+                    "are reported above: their readable samples are scored, the damage is recorded")
     if not output.STATE.json:
         output.result(json.dumps(summary))
     return summary
