@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
-from altsift.cli import app
+from altsift.cli import app, output
 from altsift.errors import ConfigError
 
 
@@ -21,6 +20,7 @@ def _scatter(spec: str | None) -> tuple[str, str] | None:
 
 
 @app.command()
+@output.command
 def report(
     run_dir: Path = typer.Argument(..., help="A run directory (or a folder of DataComp metadata parquet)."),
     subset: list[Path] | None = typer.Option(
@@ -40,7 +40,7 @@ def report(
     per_grid: int = typer.Option(12, "--per-grid", min=1, max=100, help="Thumbnails per grid."),
     max_thumbs: int = typer.Option(600, "--max-thumbs", min=0, help="Thumbnails in the whole page."),
     no_images: bool = typer.Option(False, "--no-images", help="Do not read the shards (no thumbnails)."),
-) -> None:
+) -> dict:
     """Report on a run: statuses, signal histograms (kept vs dropped, thresholds drawn), the selection
     funnel, thumbnails of top / bottom / borderline samples and of what each step removed, Parrot
     statistics with OCR boxes, clusters, and two subsets side by side.
@@ -55,10 +55,12 @@ def report(
     base = run_dir if run_dir.is_dir() else run_dir.parent
     if out is not None and out.suffix not in (".html", ".htm", ".md"):
         raise ConfigError(f"--out must end with .html or .md, got {out}")
+    written: dict[str, str] = {}
     if out is None or out.suffix == ".md":
         from altsift.report.summary import write_report
 
-        typer.echo(str(write_report(run_dir, subsets[0] if subsets else None, out or base / "report.md")))
+        written["markdown"] = str(write_report(run_dir, subsets[0] if subsets else None, out or base / "report.md"))
+        output.result(written["markdown"])
     if out is None or out.suffix in (".html", ".htm"):
         try:
             from altsift.report.html import write_html
@@ -78,18 +80,21 @@ def report(
             per_grid=per_grid,
             max_thumbs=max_thumbs,
             images=not no_images,
+            progress=output.progress_enabled(),
         )
-        typer.echo(str(path))
+        written["html"] = str(path)
+        output.result(written["html"])
+    return written
 
 
 @app.command()
+@output.command
 def stats(
     run_dir: Path = typer.Argument(..., help="A run scored with the 'ocr' and 'parrot' signals."),
     subset: list[Path] | None = typer.Option(
         None, "--subset", help="Also give caption statistics (trigrams, nouns, CLIP score) for these subsets."
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
-) -> None:
+    ) -> dict:
     """Dataset statistics: Parrot's Table 1 (share of images with text, CoTR over all images and over
     images with text, exact and fuzzy, fully / partly spotted captions, CoTR distribution) and, with
     --subset, Nguyen et al.'s caption statistics per subset.
@@ -107,9 +112,8 @@ def stats(
             f"{run_dir} has no 'has_text' column: score with the 'ocr' and 'parrot' signals "
             "(altsift score ... -s ocr,parrot), or pass --subset for caption statistics"
         )
-    if as_json:
-        typer.echo(json.dumps({"parrot": st, "captions": caps}, indent=2))
-        return
+    if output.STATE.json:  # --json: the dict below is the whole output
+        return {"parrot": st, "captions": caps}
     lines: list[str] = []
     if st is not None:
         lines += ["Parrot statistics (Lin et al., Table 1)", *parrot_stats_lines(st)]
@@ -125,4 +129,5 @@ def stats(
                 f"{r['label'][:32]:<32} {r['rows']:>10,} {r['unique_trigrams']:>10,} {r['unique_nouns']:>8,} "
                 f"{clip:>10} {syn:>10}"
             )
-    typer.echo("\n".join(lines))
+    output.result("\n".join(lines))
+    return {"parrot": st, "captions": caps}
