@@ -6,6 +6,7 @@ import hashlib
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -93,3 +94,132 @@ def contains(subset: np.ndarray, uids: Iterable[str]) -> np.ndarray:
     left = np.searchsorted(subset, q, side="left")
     right = np.searchsorted(subset, q, side="right")
     return right > left
+
+
+# ------------------------------------------------------------------ vectorised (no Python strings)
+_NIBBLE = np.full(256, 255, dtype=np.uint8)
+for _i, _c in enumerate("0123456789abcdef"):
+    _NIBBLE[ord(_c)] = _i
+    _NIBBLE[ord(_c.upper())] = _i
+
+
+def parse_hex_uids(arr: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Arrow string array of 32-hex-digit uids -> ``(hi, lo, valid)`` uint64/uint64/bool numpy arrays.
+
+    Vectorised over the arrow data buffer (no Python strings). Nulls and values that are not exactly 32
+    hex digits get ``valid=False`` (and hi = lo = 0). Upper-case digits parse like lower-case ones.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    n = len(arr)
+    hi = np.zeros(n, dtype=np.uint64)
+    lo = np.zeros(n, dtype=np.uint64)
+    if n == 0:
+        return hi, lo, np.zeros(0, dtype=bool)
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        if pa.types.is_null(arr.type):
+            return hi, lo, np.zeros(n, dtype=bool)
+        arr = pc.cast(arr, pa.string())
+    lengths = pc.fill_null(pc.binary_length(arr), 0)
+    valid = np.asarray(pc.equal(lengths, 32).to_numpy(zero_copy_only=False), dtype=bool)
+    if not valid.all():
+        arr = pc.if_else(pa.array(valid), arr, pa.scalar("0" * 32, arr.type))
+    off_type = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+    bufs = arr.buffers()
+    offsets = np.frombuffer(bufs[1], dtype=off_type, count=n + 1 + arr.offset)[arr.offset :]
+    data = np.frombuffer(bufs[2], dtype=np.uint8, count=32 * n, offset=int(offsets[0])).reshape(n, 32)
+    nib = _NIBBLE[data]
+    valid &= ~(nib == 255).any(axis=1)
+    by = (nib[:, 0::2] << 4) | nib[:, 1::2]  # (n, 16) bytes, big-endian halves
+    words = by.view(">u8").astype(np.uint64)
+    hi[:] = np.where(valid, words[:, 0], 0)
+    lo[:] = np.where(valid, words[:, 1], 0)
+    return hi, lo, valid
+
+
+def format_hex_uids(hi: np.ndarray, lo: np.ndarray) -> Any:
+    """``(hi, lo)`` uint64 arrays -> arrow string array of 32 lower-case hex digits (no Python strings)."""
+    import pyarrow as pa
+
+    n = len(hi)
+    by = np.empty((n, 2), dtype=">u8")
+    by[:, 0], by[:, 1] = hi, lo
+    raw = by.view(np.uint8).reshape(n, 16)
+    digits = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+    out = np.empty((n, 32), dtype=np.uint8)
+    out[:, 0::2] = digits[raw >> 4]
+    out[:, 1::2] = digits[raw & 15]
+    offsets = np.arange(0, 32 * n + 1, 32, dtype=np.int64)
+    return pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(out.tobytes()))
+
+
+def pairs_to_subset(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """Sorted DataComp subset array (``u8,u8``) from uid halves."""
+    order = np.lexsort((lo, hi))
+    arr = np.empty(len(hi), dtype=UID_DTYPE)
+    arr["f0"], arr["f1"] = hi[order], lo[order]
+    return arr
+
+
+def save_subset_array(path: str | Path, arr: np.ndarray) -> None:
+    """Write a ``u8,u8`` subset array atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.npy")
+    try:
+        np.save(tmp, arr)
+        tmp.replace(path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def read_subset(path: str | Path) -> np.ndarray:
+    """A subset ``.npy`` for combining with a selection: 1-D ``u8,u8`` (any order; sorted copy returned)."""
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: subset file not found") from None
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path}: not a readable .npy subset ({e})") from None
+    if arr.dtype != UID_DTYPE:
+        raise ConfigError(
+            f"{path}: expected a DataComp subset (1-D array of dtype u8,u8), got dtype {arr.dtype} "
+            f"with shape {arr.shape}"
+        )
+    if arr.ndim != 1:
+        raise ConfigError(f"{path}: expected a 1-D array of uids (DataComp subset), got shape {arr.shape}")
+    a = np.asarray(arr)
+    order = np.lexsort((a["f1"], a["f0"]))
+    return a[order]
+
+
+def member_pairs(subset: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """Which ``(hi, lo)`` uids are in ``subset`` (sorted ``u8,u8``), vectorised on uint64 halves."""
+    n = len(hi)
+    if subset.size == 0 or n == 0:
+        return np.zeros(n, dtype=bool)
+    shi, slo = np.ascontiguousarray(subset["f0"]), np.ascontiguousarray(subset["f1"])
+    left = np.searchsorted(shi, hi, side="left")
+    right = np.searchsorted(shi, hi, side="right")
+    span = right - left
+    out = np.zeros(n, dtype=bool)
+    one = span == 1
+    out[one] = slo[left[one]] == lo[one]
+    many = np.flatnonzero(span > 1)  # the subset repeats this hi half: compare within the run
+    for i in many.tolist():
+        j = np.searchsorted(slo[left[i] : right[i]], lo[i])
+        out[i] = j < span[i] and slo[left[i] + j] == lo[i]
+    return out
+
+
+def count_duplicates(subset: np.ndarray) -> int:
+    """Entries of a sorted subset that repeat the previous one."""
+    if subset.size < 2:
+        return 0
+    return int(np.count_nonzero((subset["f0"][1:] == subset["f0"][:-1]) & (subset["f1"][1:] == subset["f1"][:-1])))
