@@ -367,8 +367,10 @@ class Pool:
             if need_uids:
                 hi[sl], lo[sl], valid[sl] = parse_hex_uids(b.column("uid"))
             if ok is not None and stored_status:
-                ok[sl] = np.asarray(pc.fill_null(pc.equal(b.column("status"), "ok"), False).to_numpy(
-                    zero_copy_only=False), dtype=bool)  # fmt: skip
+                st = b.column("status")
+                if kind_of(st.type) != "str":
+                    st = pc.cast(st, pa.string())  # an all-null (or odd) status column
+                ok[sl] = np.asarray(pc.fill_null(pc.equal(st, "ok"), False).to_numpy(zero_copy_only=False), dtype=bool)
             for m, w in zip(masks, where, strict=True):
                 m[sl] = w.evaluate({c: b.column(c) for c in w.columns}, r)
             pos += r

@@ -163,7 +163,9 @@ class _Source:
 
     def __init__(self, text: str, what: str) -> None:
         self.text, self.what = text, what
-        self.src, self.pos = _rewrite(text, self)
+        src, pos = _rewrite(text, self)
+        lead = len(src) - len(src.lstrip(" "))  # eval mode refuses leading indentation
+        self.src, self.pos = src[lead:], pos[lead:]
         starts = [0]
         for i, ch in enumerate(self.src):
             if ch == "\n":
@@ -294,7 +296,7 @@ class _Compiler:
                 if isinstance(node.op, ast.UAdd):
                     return inner
                 g = inner.fn
-                return _C("num", lambda env: pc.negate_checked(g(env)))
+                return _C("num", lambda env: pc.negate_checked(_num(g(env))))
             raise self.err(node, "operator not supported")  # pragma: no cover - ~ is rewritten to not
         if isinstance(node, ast.BinOp):
             return self._binop(node, d)
@@ -384,7 +386,7 @@ class _Compiler:
             kernel = getattr(pc, f"{name}_checked")
 
             def fn(env: Env, _k: Callable[..., Value] = kernel) -> Value:
-                return _nan_to_null(_k(lf(env), rf(env)))
+                return _nan_to_null(_k(_num(lf(env)), _num(rf(env))))
 
         return _C("num", fn)
 
@@ -463,8 +465,11 @@ class _Compiler:
 
         def fn(env: Env) -> Value:
             x = f(env)
-            if isinstance(x, pa.Scalar):
-                x = pa.array([x.as_py()], type=x.type)
+            if isinstance(x, pa.Scalar):  # a literal on the left: one value, a scalar back
+                return test(pa.array([x.as_py()], type=x.type))[0]
+            return test(x)
+
+        def test(x: Value) -> Value:
             if pa.types.is_null(x.type):
                 return pa.nulls(len(x), pa.bool_())
             if vs.type == pa.float64() and not pa.types.is_floating(x.type):
@@ -509,7 +514,7 @@ class _Compiler:
             kern = {"abs": pc.abs_checked, "sqrt": pc.sqrt, "log": pc.ln, "log10": pc.log10}[name]
             g = x.fn
             if name == "abs":
-                return _C("num", lambda env: kern(g(env)))
+                return _C("num", lambda env: kern(_num(g(env))))
             return _C("num", lambda env: _nan_to_null(_nonfinite_log(kern, _f64(g(env)), name)))
         if name in ("min", "max", "coalesce"):
             arity(1, 100)
@@ -523,8 +528,10 @@ class _Compiler:
             if kind in ("list", "other"):
                 raise self.err(node, f"{name}() does not apply to {_KIND_WORD[kind]}")
             fns = [c.fn for c in cs]
-            if kind == "num":
+            if kind in ("num", "null"):
                 fns = [lambda env, _f=f: _f64(_f(env)) for f in fns]
+            elif kind == "str":
+                fns = [lambda env, _f=f: _str(_f(env)) for f in fns]
             if name == "coalesce":
                 return _C(kind, lambda env: _coalesce([f(env) for f in fns]))
             kern2 = pc.min_element_wise if name == "min" else pc.max_element_wise
@@ -535,7 +542,7 @@ class _Compiler:
             self._need(args[0], x, "str", f"{name}() applies to text")
             k = pc.utf8_lower if name == "lower" else pc.utf8_upper
             g = x.fn
-            return _C("str", lambda env: k(g(env)))
+            return _C("str", lambda env: k(_str(g(env))))
         if name in ("length", "len"):
             arity(1)
             x = self.compile(args[0], d)
@@ -628,6 +635,18 @@ def _nonfinite_log(kern: Callable[[Value], Value], x: Value, name: str) -> Value
     return res
 
 
+def _num(x: Value) -> Value:
+    """A null-typed operand (an all-null column) as float64, so numeric kernels accept it."""
+    return _f64(x) if pa.types.is_null(x.type) else x
+
+
+def _str(x: Value) -> Value:
+    """A null-typed operand as text, so string kernels accept it."""
+    if pa.types.is_null(x.type):
+        return pc.cast(x, pa.string()) if not isinstance(x, pa.Scalar) else pa.scalar(None, pa.string())
+    return x
+
+
 def _f64(x: Value) -> Value:
     if isinstance(x, pa.Scalar):
         return pa.scalar(None if not x.is_valid else float(x.as_py()), pa.float64())
@@ -651,8 +670,8 @@ def _length(x: Value) -> Value:
 
 
 def _strfn(k: Callable[..., Value], x: Value, pat: str) -> Value:
-    if isinstance(x, pa.Scalar):
-        x = pa.array([x.as_py()], type=pa.string() if not pa.types.is_null(x.type) else pa.null())
+    if isinstance(x, pa.Scalar):  # a literal: compute on one value, give a scalar back
+        return _strfn(k, pa.array([x.as_py()], type=pa.string()), pat)[0]
     if pa.types.is_null(x.type):
         return pa.nulls(len(x), pa.bool_())
     return k(x, pattern=pat)
