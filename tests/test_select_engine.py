@@ -10,7 +10,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from altsift.errors import ConfigError
 from altsift.io.pool import PoolFiles
 from altsift.io.uids import UID_DTYPE, array_to_uids, load_subset
 from altsift.select.base import STEP_KINDS, Pool, get_threshold
@@ -250,3 +249,52 @@ def test_structured_steps_and_summary(tmp_path):
     assert len(v) == 40 and list(v.columns) == ["uid", "sieve"] and v["uid"].tolist() == [uid(i) for i in range(40)]
     assert v["sieve"].tolist() == sel.verdicts["sieve"].tolist()
     assert Pool.open(run).kind == "run"
+
+
+def test_selects_without_torch(tmp_path):
+    """The light install: select (expressions, presets, fusion, gcld3/fastText aside) imports no torch."""
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(0)
+    meta = write_meta(tmp_path / "meta", [scored_frame(30, 0, rng, sieve_score=rng.uniform(0, 1, 30))
+                                          .drop(columns=["status"])])  # fmt: skip
+    code = (
+        "import sys\n"
+        "for m in ('torch', 'transformers', 'sentence_transformers', 'torchvision'): sys.modules[m] = None\n"
+        "from altsift.select.core import SelectRequest, run_selection, write_selection\n"
+        f"pool, sel = run_selection({str(meta)!r}, SelectRequest(where=['clip_score > 0.15'], "
+        "fuse={'sieve_score': 0.5, 'clip_score': 0.5}, top_fraction={'fused': 0.5}, "
+        "presets={'clip_score': {'fraction': 0.5, 'arch': 'l14'}, 'sieve': {}}))\n"
+        f"write_selection(pool, sel, {str(tmp_path / 's.npy')!r})\n"
+        "print(sel.n_selected)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert int(r.stdout.split()[-1]) == load_subset(tmp_path / "s.npy").size > 0
+
+
+def test_replay_reproduces_recorded_steps(tmp_path):
+    """``replay`` (for reports) re-evaluates the structured steps of a written selection exactly."""
+    from altsift.io.uids import uids_to_array
+    from altsift.select.core import replay
+
+    rng = np.random.default_rng(5)
+    df = scored_frame(60, 0, rng, sieve_score=rng.uniform(0, 1, 60), basic_pass=rng.random(60) > 0.3)
+    df.loc[3, "status"] = "bad_image"
+    df.loc[7, "uid"] = df.loc[6, "uid"]
+    run = write_run(tmp_path / "run", [df.iloc[:30], df.iloc[30:]])
+    np.save(tmp_path / "not.npy", uids_to_array([uid(10), uid(11)]))
+    np.save(tmp_path / "or.npy", uids_to_array([uid(3), uid(12)]))
+    req = SelectRequest(where=["basic_pass or sieve_score > 0.9"], fuse={"sieve_score": 0.5, "clip_score": 0.5},
+                        top_fraction={"fused": 0.5}, presets={"clip_score": {"fraction": 0.8, "arch": "l14"}},
+                        not_subsets=[tmp_path / "not.npy"], or_subsets=[tmp_path / "or.npy"])  # fmt: skip
+    pool, sel = run_selection(run, req)
+    summary = write_selection(pool, sel, tmp_path / "s.npy")
+    got = list(replay(run, summary["steps"]))
+    assert len(got) == len(summary["steps"])
+    for (_st, alone, cum), rec in zip(got, summary["steps"], strict=True):
+        if alone is not None and rec["kind"] != "subset":
+            assert int(alone.sum()) == rec["kept_alone"], rec["name"]
+        assert int(cum.sum()) == rec["kept_cumulative"], rec["name"]
+    assert got[-1][2].tolist() == sel.mask.tolist()

@@ -134,8 +134,6 @@ def _do_select(run_dir: Path, req, out: Path | None, overwrite: bool = False, pr
     for s in summary["steps"]:
         alone = "" if s["kept_alone"] is None else f"kept {s['kept_alone']} alone, "
         typer.echo(f"  {s['name']}: {alone}{s['kept_cumulative']} so far")
-    for w in summary["warnings"]:
-        typer.echo(f"warning: {w}", err=True)
     typer.echo(f"selected {summary['selected']} of {summary['pool_rows']} -> {target}")
     return summary
 

@@ -97,17 +97,38 @@ def contains(subset: np.ndarray, uids: Iterable[str]) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ vectorised (no Python strings)
-_NIBBLE = np.full(256, 255, dtype=np.uint8)
-for _i, _c in enumerate("0123456789abcdef"):
-    _NIBBLE[ord(_c)] = _i
-    _NIBBLE[ord(_c.upper())] = _i
+def _u64(x: int) -> np.uint64:
+    return np.uint64(x)
+
+
+_B = {k: _u64(int(k * 8, 16)) for k in ("80", "50", "46", "1f", "19", "0f", "01", "20")}
+_M1, _M2, _M3 = _u64(0x00FF00FF00FF00FF), _u64(0x0000FFFF0000FFFF), _u64(0x00000000FFFFFFFF)
+_S4, _S6, _S8, _S16, _S32, _NINE = (_u64(k) for k in (4, 6, 8, 16, 32, 9))
+_CHUNK = 32_768
+
+
+def _hex_words(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """SWAR over uint64 words holding 8 ASCII hex digits each (first digit in the lowest byte):
+    ``(value of the 8 digits, valid)``. Upper-case letters are accepted."""
+    x = w | _B["20"]  # letters to lower case; digits already have the 0x20 bit
+    # per byte, bit 7 of (byte + (0x80 - c)) is set iff byte >= c (bytes < 0x80: no carry between bytes)
+    digit = (w + _B["50"]) & ~(w + _B["46"])  # 0x30 <= byte < 0x3a, on the original bytes
+    letter = (x + _B["1f"]) & ~(x + _B["19"])  # 0x61 <= byte | 0x20 < 0x67: a-f or A-F
+    ok = (digit | letter) & _B["80"]
+    valid = (ok == _B["80"]) & ((w & _B["80"]) == 0)
+    nib = (x & _B["0f"]) + ((x >> _S6) & _B["01"]) * _NINE  # '0'-'9' -> 0-9, 'a'-'f' -> 10-15
+    y = ((nib << _S4) | (nib >> _S8)) & _M1  # byte pairs -> one byte per 16-bit lane
+    z = ((y << _S8) | (y >> _S16)) & _M2  # 16-bit lanes -> 32-bit lanes
+    return ((z << _S16) | (z >> _S32)) & _M3, valid
 
 
 def parse_hex_uids(arr: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Arrow string array of 32-hex-digit uids -> ``(hi, lo, valid)`` uint64/uint64/bool numpy arrays.
 
-    Vectorised over the arrow data buffer (no Python strings). Nulls and values that are not exactly 32
-    hex digits get ``valid=False`` (and hi = lo = 0). Upper-case digits parse like lower-case ones.
+    Vectorised over the arrow data buffer with word-level (SWAR) arithmetic, no Python strings. Nulls
+    and values that are not exactly 32 hex digits get ``valid=False`` (and hi = lo = 0). Upper-case
+    digits parse like lower-case ones. ``hi``/``lo`` are DataComp's ``int(uid[:16], 16)`` /
+    ``int(uid[16:32], 16)``.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -115,15 +136,13 @@ def parse_hex_uids(arr: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
     n = len(arr)
-    hi = np.zeros(n, dtype=np.uint64)
-    lo = np.zeros(n, dtype=np.uint64)
     if n == 0:
-        return hi, lo, np.zeros(0, dtype=bool)
+        return np.zeros(0, np.uint64), np.zeros(0, np.uint64), np.zeros(0, dtype=bool)
     if pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_decode()
     if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
         if pa.types.is_null(arr.type):
-            return hi, lo, np.zeros(n, dtype=bool)
+            return np.zeros(n, np.uint64), np.zeros(n, np.uint64), np.zeros(n, dtype=bool)
         arr = pc.cast(arr, pa.string())
     lengths = pc.fill_null(pc.binary_length(arr), 0)
     valid = np.asarray(pc.equal(lengths, 32).to_numpy(zero_copy_only=False), dtype=bool)
@@ -132,13 +151,16 @@ def parse_hex_uids(arr: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     off_type = np.int64 if pa.types.is_large_string(arr.type) else np.int32
     bufs = arr.buffers()
     offsets = np.frombuffer(bufs[1], dtype=off_type, count=n + 1 + arr.offset)[arr.offset :]
-    data = np.frombuffer(bufs[2], dtype=np.uint8, count=32 * n, offset=int(offsets[0])).reshape(n, 32)
-    nib = _NIBBLE[data]
-    valid &= ~(nib == 255).any(axis=1)
-    by = (nib[:, 0::2] << 4) | nib[:, 1::2]  # (n, 16) bytes, big-endian halves
-    words = by.view(">u8").astype(np.uint64)
-    hi[:] = np.where(valid, words[:, 0], 0)
-    lo[:] = np.where(valid, words[:, 1], 0)
+    raw = np.frombuffer(bufs[2], dtype=np.uint8, count=32 * n, offset=int(offsets[0]))
+    words = raw.view("<u8").reshape(n, 4) if int(offsets[0]) % 8 == 0 else raw.copy().view("<u8").reshape(n, 4)
+    hi, lo = np.empty(n, np.uint64), np.empty(n, np.uint64)
+    for s in range(0, n, _CHUNK):  # cache-sized blocks: the word arithmetic stays in L2
+        vals, ok = _hex_words(words[s : s + _CHUNK])
+        valid[s : s + _CHUNK] &= ok.all(axis=1)
+        np.bitwise_or(vals[:, 0] << _S32, vals[:, 1], out=hi[s : s + _CHUNK])
+        np.bitwise_or(vals[:, 2] << _S32, vals[:, 3], out=lo[s : s + _CHUNK])
+    hi[~valid] = 0
+    lo[~valid] = 0
     return hi, lo, valid
 
 
@@ -159,8 +181,15 @@ def format_hex_uids(hi: np.ndarray, lo: np.ndarray) -> Any:
 
 
 def pairs_to_subset(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-    """Sorted DataComp subset array (``u8,u8``) from uid halves."""
-    order = np.lexsort((lo, hi))
+    """Sorted DataComp subset array (``u8,u8``) from uid halves: sorted by ``hi`` (one argsort), then
+    by ``lo`` within the rare runs of equal ``hi`` (a lexsort on those rows only)."""
+    order = np.argsort(hi)
+    hs = hi[order]
+    tie = np.flatnonzero(hs[1:] == hs[:-1])
+    if tie.size:
+        pos = np.union1d(tie, tie + 1)  # positions (in sorted order) of rows whose hi repeats
+        sub = np.lexsort((lo[order[pos]], hs[pos]))  # hs[pos] is non-decreasing: permutes within runs only
+        order[pos] = order[pos][sub]
     arr = np.empty(len(hi), dtype=UID_DTYPE)
     arr["f0"], arr["f1"] = hi[order], lo[order]
     return arr

@@ -119,18 +119,20 @@ def make_preset(name: str, options: dict[str, Any]) -> Preset:
 def first_occurrence(hi: np.ndarray, lo: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Rows holding the first occurrence of their (valid) uid, exactly on the two uint64 halves.
 
-    One hash pass over the high halves finds the few rows whose high half repeats; only those are
-    compared on both halves.
+    One (SIMD) sort of the high halves finds the few high halves that repeat; only the rows holding them
+    are compared on both halves (pandas' hash-based ``duplicated``, in pool order).
     """
     first = valid.copy()
-    rows = np.flatnonzero(valid) if not valid.all() else None
-    h = hi if rows is None else hi[rows]
-    cand = pd.Series(h, copy=False).duplicated(keep=False).to_numpy()
-    if cand.any():
-        ci = np.flatnonzero(cand)
-        idx = ci if rows is None else rows[ci]
-        dup = pd.DataFrame({"h": hi[idx], "l": lo[idx]}).duplicated(keep="first").to_numpy()
-        first[idx[dup]] = False
+    h = hi[valid] if not valid.all() else hi.copy()
+    h.sort()
+    rep = h[1:][h[1:] == h[:-1]]
+    if rep.size == 0:
+        return first
+    rep = np.unique(rep)
+    pos = np.minimum(np.searchsorted(rep, hi), rep.size - 1)
+    idx = np.flatnonzero((rep[pos] == hi) & valid)
+    dup = pd.DataFrame({"h": hi[idx], "l": lo[idx]}).duplicated(keep="first").to_numpy()
+    first[idx[dup]] = False
     return first
 
 

@@ -427,7 +427,7 @@ class _Compiler:
                 raise self.err(node, f"true/false values compare only with == or != (not '{sym}')")
             kernel = getattr(pc, _CMP[type(op)])
             lf, rf = left.fn, right.fn
-            parts.append(lambda env, _k=kernel, _l=lf, _r=rf: _k(_l(env), _r(env)))
+            parts.append(lambda env, _k=kernel, _l=lf, _r=rf: _cmp(_k, _l(env), _r(env)))
             left, lnode = right, rnode
         return _C("bool", _fold(pc.and_kleene, parts))
 
@@ -633,6 +633,14 @@ def _nonfinite_log(kern: Callable[[Value], Value], x: Value, name: str) -> Value
         bad = pc.less_equal(x, 0.0)
         return pc.if_else(bad, pa.scalar(None, pa.float64()), res)
     return res
+
+
+def _cmp(kernel: Callable[[Value, Value], Value], a: Value, b: Value) -> Value:
+    """A comparison; with an all-null (null-typed) side the result is unknown (null) on every row."""
+    if pa.types.is_null(a.type) or pa.types.is_null(b.type):
+        arr = next((x for x in (a, b) if not isinstance(x, pa.Scalar)), None)
+        return pa.scalar(None, pa.bool_()) if arr is None else pa.nulls(len(arr), pa.bool_())
+    return kernel(a, b)
 
 
 def _num(x: Value) -> Value:
