@@ -2,11 +2,13 @@
 
 A pool is an altsift run directory (``RUN_DIR/scores/*.parquet``), a folder of DataComp metadata
 parquet files (``uid``, ``text``, ``clip_*_similarity_score`` ... with ``.npz`` features beside them)
-or a single parquet file. Engine: ``pyarrow.dataset``. It is already a core dependency (the light
-install keeps working), projects columns so a scan reads only the column chunks it needs, streams
-record batches in file order with bounded read-ahead, and casts every file to one unified schema
-(a column typed ``null`` in an older shard, or missing from it, reads as nulls of the declared
-type). docs/select.md compares it with Polars and DuckDB.
+or a single parquet file. Engine: pyarrow's parquet reader (already a core dependency, so the light
+install keeps working): footers give row counts and schemas; a scan reads only the column chunks it
+needs, one row group at a time with arrow's decoding threads, at most ``PREFETCH`` row groups ahead of
+the consumer, in file order; every file is cast to one unified schema (a column typed ``null`` in an
+older shard, or missing from it, reads as nulls of the column's type). ``pyarrow.dataset``'s scanner
+was the first choice, but it reads ahead without bound when the consumer is slower than the disk
+(570 MB of buffered batches on a 20M-row pool). docs/select.md compares it with Polars and DuckDB.
 
 Row order is the pool order everywhere: files sorted by name, rows in file order.
 """
@@ -15,7 +17,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +27,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from altsift.errors import ConfigError
@@ -33,6 +36,8 @@ log = logging.getLogger(__name__)
 
 SIGNALS_META_KEY = b"altsift.signals"
 BATCH_ROWS = 131_072
+#: row groups read ahead of the consumer (bounds memory; pyarrow.dataset's scanner buffered ~570 MB here)
+PREFETCH = 2
 _READ_ERRORS = (OSError, pa.ArrowException, ValueError)
 
 
@@ -104,6 +109,7 @@ class PoolFiles:
     rows: list[int]
     schemas: list[pa.Schema]
     schema: pa.Schema
+    metadata: list[pq.FileMetaData] = field(default_factory=list)
     offsets: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
@@ -112,12 +118,13 @@ class PoolFiles:
     @classmethod
     def open(cls, source: str | Path) -> PoolFiles:
         files, kind = pool_files(source)
-        rows, schemas = [], []
+        rows, schemas, metas = [], [], []
         for f in files:
             try:
                 md = pq.read_metadata(f)
                 schemas.append(md.schema.to_arrow_schema())
                 rows.append(md.num_rows)
+                metas.append(md)
             except _READ_ERRORS as e:
                 raise _bad_file(f, e) from None
         if kind == "metadata":
@@ -127,7 +134,7 @@ class PoolFiles:
                         f"{f} has no 'uid' column: DataComp metadata identifies samples by uid "
                         f"(columns: {', '.join(s.names[:20])})"
                     )
-        return cls(Path(source), kind, files, rows, schemas, unify_schemas(schemas, files))
+        return cls(Path(source), kind, files, rows, schemas, unify_schemas(schemas, files), metas)
 
     @property
     def n(self) -> int:
@@ -154,39 +161,68 @@ class PoolFiles:
         return out
 
     def batches(self, columns: Sequence[str], progress: bool = False) -> Iterator[pa.RecordBatch]:
-        """Record batches of ``columns`` (pool order), cast to the unified schema."""
+        """Record batches of ``columns`` in pool order, cast to the unified schema.
+
+        Row groups are read (projected, decoded with arrow's threads) by a reader thread at most
+        ``PREFETCH`` row groups ahead of the consumer, so memory stays bounded however slow the consumer
+        is. A file that fails to read is named in the error.
+        """
         cols = [c for c in dict.fromkeys(columns) if c in self.schema.names]
-        if not cols:  # only row counts are needed
-            for r in self.rows:
-                yield pa.record_batch([pa.nulls(r)], names=["_"]).select([])
-            return
-        dataset = ds.dataset([str(f) for f in self.files], schema=self.schema, format="parquet")
-        scanner = dataset.scanner(columns=cols, batch_size=BATCH_ROWS, use_threads=True)
+        units = [(fi, rg) for fi, md in enumerate(self.metadata) for rg in range(md.num_row_groups)]
         bar = None
         if progress:
             from tqdm import tqdm
 
             bar = tqdm(total=self.n, unit="rows", desc="reading", leave=False)
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="altsift-read")
+        pending: deque[Future] = deque()
         try:
-            for tagged in scanner.scan_batches():
-                b = tagged.record_batch
-                if bar is not None:
-                    bar.update(b.num_rows)
-                yield b
-        except _READ_ERRORS as e:
-            raise self._locate_error(cols, e) from None
+            it = iter(units)
+            for unit in it:
+                pending.append(pool.submit(self._read_unit, *unit, cols))
+                if len(pending) >= PREFETCH:
+                    break
+            while pending:
+                t = pending.popleft().result()
+                nxt = next(it, None)
+                if nxt is not None:
+                    pending.append(pool.submit(self._read_unit, *nxt, cols))
+                for b in t.to_batches(max_chunksize=BATCH_ROWS) if cols else [t]:
+                    if bar is not None:
+                        bar.update(b.num_rows)
+                    yield b
         finally:
+            for f in pending:
+                f.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
             if bar is not None:
                 bar.close()
 
-    def _locate_error(self, cols: list[str], e: BaseException) -> ConfigError:
-        """The file that fails to read (the scan reads ahead, so check them one by one)."""
-        for f, s in zip(self.files, self.schemas, strict=True):
-            try:
-                pq.ParquetFile(f).read(columns=[c for c in cols if c in s.names])
-            except _READ_ERRORS as err:
-                return _bad_file(f, err)
-        return ConfigError(f"cannot read the pool {self.source}: {e}")
+    def _read_unit(self, fi: int, rg: int, cols: list[str]) -> pa.Table | pa.RecordBatch:
+        """One row group of one file, projected to ``cols`` and conformed to the unified schema."""
+        f, md = self.files[fi], self.metadata[fi]
+        n = md.row_group(rg).num_rows
+        if not cols:
+            return pa.record_batch([pa.nulls(n)], names=["_"]).select([])
+        present = [c for c in cols if c in self.schemas[fi].names]
+        try:
+            t = pq.ParquetFile(f, metadata=md).read_row_group(rg, columns=present, use_threads=True) if present else None
+        except _READ_ERRORS as e:
+            raise _bad_file(f, e) from None
+        arrays = []
+        for c in cols:
+            typ = self.schema.field(c).type
+            if t is None or c not in t.column_names:
+                arrays.append(pa.nulls(n, typ))
+                continue
+            a = t.column(c)
+            if a.type != typ:
+                try:
+                    a = pa.chunked_array([pa.nulls(len(a), typ)]) if pa.types.is_null(a.type) else a.cast(typ)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
+                    raise ConfigError(f"{f}: column '{c}' of type {a.type} cannot be read as {typ} ({e})") from None
+            arrays.append(a)
+        return pa.Table.from_arrays(arrays, schema=pa.schema([self.schema.field(c) for c in cols]))
 
     def table(self, columns: Sequence[str], progress: bool = False) -> pa.Table:
         """The whole pool's ``columns`` as one arrow table (plus ``status``/``shard`` for metadata)."""

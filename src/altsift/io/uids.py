@@ -97,37 +97,27 @@ def contains(subset: np.ndarray, uids: Iterable[str]) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ vectorised (no Python strings)
-def _u64(x: int) -> np.uint64:
-    return np.uint64(x)
+def _pair_table() -> np.ndarray:
+    """uint16 (two ASCII bytes, little-endian) -> the byte they spell in hex, or 0xFFFF if not hex."""
+    lut = np.full(65536, 0xFFFF, dtype=np.uint16)
+    digits = "0123456789abcdefABCDEF"
+    for a in digits:
+        for b in digits:
+            lut[ord(a) | (ord(b) << 8)] = (int(a, 16) << 4) | int(b, 16)
+    return lut
 
 
-_B = {k: _u64(int(k * 8, 16)) for k in ("80", "50", "46", "1f", "19", "0f", "01", "20")}
-_M1, _M2, _M3 = _u64(0x00FF00FF00FF00FF), _u64(0x0000FFFF0000FFFF), _u64(0x00000000FFFFFFFF)
-_S4, _S6, _S8, _S16, _S32, _NINE = (_u64(k) for k in (4, 6, 8, 16, 32, 9))
+_PAIRS = _pair_table()
+_HIGH_BYTES = np.uint64(0xFF00FF00FF00FF00)
 _CHUNK = 32_768
-
-
-def _hex_words(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """SWAR over uint64 words holding 8 ASCII hex digits each (first digit in the lowest byte):
-    ``(value of the 8 digits, valid)``. Upper-case letters are accepted."""
-    x = w | _B["20"]  # letters to lower case; digits already have the 0x20 bit
-    # per byte, bit 7 of (byte + (0x80 - c)) is set iff byte >= c (bytes < 0x80: no carry between bytes)
-    digit = (w + _B["50"]) & ~(w + _B["46"])  # 0x30 <= byte < 0x3a, on the original bytes
-    letter = (x + _B["1f"]) & ~(x + _B["19"])  # 0x61 <= byte | 0x20 < 0x67: a-f or A-F
-    ok = (digit | letter) & _B["80"]
-    valid = (ok == _B["80"]) & ((w & _B["80"]) == 0)
-    nib = (x & _B["0f"]) + ((x >> _S6) & _B["01"]) * _NINE  # '0'-'9' -> 0-9, 'a'-'f' -> 10-15
-    y = ((nib << _S4) | (nib >> _S8)) & _M1  # byte pairs -> one byte per 16-bit lane
-    z = ((y << _S8) | (y >> _S16)) & _M2  # 16-bit lanes -> 32-bit lanes
-    return ((z << _S16) | (z >> _S32)) & _M3, valid
 
 
 def parse_hex_uids(arr: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Arrow string array of 32-hex-digit uids -> ``(hi, lo, valid)`` uint64/uint64/bool numpy arrays.
 
-    Vectorised over the arrow data buffer with word-level (SWAR) arithmetic, no Python strings. Nulls
-    and values that are not exactly 32 hex digits get ``valid=False`` (and hi = lo = 0). Upper-case
-    digits parse like lower-case ones. ``hi``/``lo`` are DataComp's ``int(uid[:16], 16)`` /
+    Vectorised over the arrow data buffer (a 64K-entry table maps each pair of hex digits to its byte),
+    no Python strings. Nulls and values that are not exactly 32 hex digits get ``valid=False`` (and
+    hi = lo = 0). Upper-case digits parse like lower-case ones. ``hi``/``lo`` are DataComp's ``int(uid[:16], 16)`` /
     ``int(uid[16:32], 16)``.
     """
     import pyarrow as pa
@@ -152,13 +142,15 @@ def parse_hex_uids(arr: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     bufs = arr.buffers()
     offsets = np.frombuffer(bufs[1], dtype=off_type, count=n + 1 + arr.offset)[arr.offset :]
     raw = np.frombuffer(bufs[2], dtype=np.uint8, count=32 * n, offset=int(offsets[0]))
-    words = raw.view("<u8").reshape(n, 4) if int(offsets[0]) % 8 == 0 else raw.copy().view("<u8").reshape(n, 4)
-    hi, lo = np.empty(n, np.uint64), np.empty(n, np.uint64)
-    for s in range(0, n, _CHUNK):  # cache-sized blocks: the word arithmetic stays in L2
-        vals, ok = _hex_words(words[s : s + _CHUNK])
-        valid[s : s + _CHUNK] &= ok.all(axis=1)
-        np.bitwise_or(vals[:, 0] << _S32, vals[:, 1], out=hi[s : s + _CHUNK])
-        np.bitwise_or(vals[:, 2] << _S32, vals[:, 3], out=lo[s : s + _CHUNK])
+    pairs = (raw if int(offsets[0]) % 2 == 0 else raw.copy()).view("<u2").reshape(n, 16)
+    out = np.empty((n, 2), dtype=">u8")  # the 16 bytes of each uid, big-endian halves
+    out_bytes = out.view(np.uint8).reshape(n, 16)
+    for s in range(0, n, _CHUNK):  # cache-sized blocks; one table lookup per two hex digits
+        r = np.take(_PAIRS, pairs[s : s + _CHUNK])
+        w = r.view("<u8").reshape(-1, 4)
+        valid[s : s + _CHUNK] &= ((w[:, 0] | w[:, 1] | w[:, 2] | w[:, 3]) & _HIGH_BYTES) == 0
+        out_bytes[s : s + _CHUNK] = r  # the low byte of each entry
+    hi, lo = out[:, 0].astype(np.uint64), out[:, 1].astype(np.uint64)
     hi[~valid] = 0
     lo[~valid] = 0
     return hi, lo, valid

@@ -385,6 +385,10 @@ class Pool:
             self._ok = ok
         return masks
 
+    def release(self) -> None:
+        """Drop the cached columns (not the uids nor the status): they are read again when asked for."""
+        self._cache.clear()
+
     def where(self, exprs: Sequence[Where]) -> list[np.ndarray]:
         """Masks of expressions; those naming derived columns are evaluated on whole columns."""
         stream = [w for w in exprs if not any(c in self._derived for c in w.columns)]

@@ -119,18 +119,20 @@ def make_preset(name: str, options: dict[str, Any]) -> Preset:
 def first_occurrence(hi: np.ndarray, lo: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Rows holding the first occurrence of their (valid) uid, exactly on the two uint64 halves.
 
-    One (SIMD) sort of the high halves finds the few high halves that repeat; only the rows holding them
-    are compared on both halves (pandas' hash-based ``duplicated``, in pool order).
+    One (SIMD) sort of a copy of the high halves finds the few high halves that repeat; only the rows
+    holding them are compared on both halves (pandas' hash-based ``duplicated``, in pool order).
     """
     first = valid.copy()
     h = hi[valid] if not valid.all() else hi.copy()
     h.sort()
     rep = h[1:][h[1:] == h[:-1]]
+    del h
     if rep.size == 0:
         return first
     rep = np.unique(rep)
     pos = np.minimum(np.searchsorted(rep, hi), rep.size - 1)
     idx = np.flatnonzero((rep[pos] == hi) & valid)
+    del pos
     dup = pd.DataFrame({"h": hi[idx], "l": lo[idx]}).duplicated(keep="first").to_numpy()
     first[idx[dup]] = False
     return first
@@ -260,6 +262,7 @@ def run_selection(source: Any, req: SelectRequest, progress: bool = False,
                 steps.append(step)
     for w_ in warns:
         log.warning("%s", w_)
+    pool.release()  # score columns are re-read if asked for again; the uids stay for writing
     return pool, Selection(mask=mask, steps=steps, columns=columns, warnings=warns, verdicts=verdicts)
 
 
