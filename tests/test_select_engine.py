@@ -294,7 +294,13 @@ def test_replay_reproduces_recorded_steps(tmp_path):
     got = list(replay(run, summary["steps"]))
     assert len(got) == len(summary["steps"])
     for (_st, alone, cum), rec in zip(got, summary["steps"], strict=True):
-        if alone is not None and rec["kind"] != "subset":
+        if alone is not None and rec["op"] != "or":
             assert int(alone.sum()) == rec["kept_alone"], rec["name"]
         assert int(cum.sum()) == rec["kept_cumulative"], rec["name"]
     assert got[-1][2].tolist() == sel.mask.tolist()
+
+
+def test_unwritable_output_is_an_environment_error(tmp_path, capsys):
+    run = write_run(tmp_path / "run", [scored_frame(5)])
+    code, _, err = cli(capsys, "select", run, "--out", "/proc/altsift-no-such-dir/s.npy")
+    assert code == 4 and "cannot write the selection" in err and "Traceback" not in err

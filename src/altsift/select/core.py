@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
-from altsift.errors import ConfigError
+from altsift.errors import ConfigError, EnvironmentIOError
 from altsift.io.uids import count_duplicates, pairs_to_subset, read_subset, save_subset_array
 from altsift.select.base import (
     Pool,
@@ -250,13 +250,13 @@ def run_selection(source: Any, req: SelectRequest, progress: bool = False,
             detail = {"path": str(path), "uids": int(len(sub)), "duplicates": dups,
                       "in_pool": int(member.sum())}  # fmt: skip
             name = {"and": f"and in {path}", "not": f"not in {path}", "or": f"or in {path}"}[op]
-            step = Step(name, "subset", column="uid", op=op, kept_alone=int(member.sum()), detail=detail)
+            step = Step(name, "subset", column="uid", op=op, detail=detail)
             if op == "and":
                 add(step, member)
             elif op == "not":
                 add(step, ~member)
-                step.kept_alone = int(member.sum())
             else:
+                step.kept_alone = int((member & eligible).sum())
                 mask |= member & eligible
                 step.kept_cumulative = int(mask.sum())
                 steps.append(step)
@@ -341,6 +341,15 @@ def write_selection(pool: Pool, sel: Selection, out: str | Path, source: str | P
     verdicts = sel.verdicts
     will = ("json", *(("columns",) if sel.columns else ()), *(("verdicts",) if verdicts else ()))
     out = check_output(out, pool, overwrite, will)
+    try:
+        return _write_selection(pool, sel, out, source, request)
+    except OSError as e:  # disk full, read-only file system, permission denied: exit 4, no traceback
+        raise EnvironmentIOError(f"cannot write the selection {out}: {e.strerror or e}") from None
+
+
+def _write_selection(pool: Pool, sel: Selection, out: Path, source: str | Path | None,
+                     request: SelectRequest | None) -> dict[str, Any]:  # fmt: skip
+    verdicts = sel.verdicts
     sides = side_paths(out)
     n = len(pool)
     hi, lo, _ = pool.uids()
