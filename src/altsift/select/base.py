@@ -172,8 +172,21 @@ def fuse(df: Any, weights: Mapping[str, float]) -> np.ndarray:
     for v in cols.values():
         complete &= ~np.isnan(v)
     out = np.zeros(n, dtype=np.float64)
+    tmp = np.empty(n, dtype=np.float64)
+    any_complete = bool(complete.any())
     for col, w in weights.items():
-        out += w * minmax(cols[col], complete)
+        v = cols[col]
+        if not any_complete:
+            continue
+        lo = float(np.min(v, where=complete, initial=np.inf))  # no copy of the column
+        hi = float(np.max(v, where=complete, initial=-np.inf))
+        if not np.isfinite(lo) or not np.isfinite(hi) or hi == lo:
+            continue  # a constant column normalises to 0
+        np.subtract(v, lo, out=tmp)  # w * ((v - lo) / (hi - lo)): SIEVE's operations, in its order
+        tmp /= hi - lo
+        tmp *= w
+        out += tmp
+    del tmp
     out[~complete] = np.nan
     return out
 

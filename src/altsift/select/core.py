@@ -187,6 +187,42 @@ def run_selection(source: Any, req: SelectRequest, progress: bool = False,
     stream = [w for w in exprs if not (fused and fused in w.columns)]
     stream_masks = dict(zip(map(id, stream), pool.load(need, where=stream, uids=True, status=True), strict=True))
 
+    # 1. every condition on the whole pool, independently (masks of one byte per row)
+    conds: list[tuple[Step, np.ndarray | None]] = []
+    if fused:
+        values = fuse(pool, req.fuse)
+        pool.set_column(fused, values)
+        complete = int((~np.isnan(values)).sum())
+        conds.append((Step(f"fuse {req.fuse} -> {fused}", "fuse", column=fused, kept_alone=complete,
+                           detail={"weights": dict(req.fuse), "rows_with_all_columns": complete}), None))  # fmt: skip
+    for w in exprs:
+        m = stream_masks.get(id(w))
+        if m is None:
+            m = pool.where([w])[0]
+        conds.append((Step(f"where {w.text}", "where", detail={"expression": w.text, "columns": list(w.columns)}), m))
+    for col, frac in req.top_fraction.items():
+        m, t = top_fraction_mask(pool.numeric(col), frac)
+        conds.append((Step(f"top {frac:g} of {col} (pool-wide)", "top_fraction", column=col, op=">=", threshold=t,
+                           fraction=frac, detail={"threshold": t, "fraction": frac}), m))  # fmt: skip
+    columns: dict[str, np.ndarray] = {}
+    verdicts: dict[str, np.ndarray] = {}
+    for name, p in presets:
+        sel = p.apply(pool)
+        if len(sel.mask) != n:  # pragma: no cover - a preset bug
+            raise ConfigError(f"preset '{name}' returned {len(sel.mask)} rows for a pool of {n}")
+        warns.extend(sel.warnings)
+        conds.append((Step(f"preset {name}", "preset", detail={
+            "preset": name, "steps": [s.to_dict() for s in sel.steps], "options": p.options.model_dump(mode="json")}),
+            sel.mask))  # fmt: skip
+        for c, v in sel.columns.items():
+            if c in columns:
+                raise ConfigError(f"presets both write column '{c}' (the second is '{name}'): use one of them")
+            columns[c] = v
+        if req.verdicts:
+            verdicts[name] = sel.mask
+    pool.release()  # score columns are re-read if asked for again; the uids stay for dedup and writing
+
+    # 2. eligibility (status, first occurrence of each uid), then the AND of the conditions, in order
     mask = np.ones(n, dtype=bool)
     steps: list[Step] = []
 
@@ -198,8 +234,7 @@ def run_selection(source: Any, req: SelectRequest, progress: bool = False,
         step.kept_cumulative = int(mask.sum())
         steps.append(step)
 
-    ok = pool.status_ok()
-    add(Step("status == 'ok'", "status", column="status", op="==", detail={"value": "ok"}), ok)
+    add(Step("status == 'ok'", "status", column="status", op="==", detail={"value": "ok"}), pool.status_ok())
     hi, lo, valid = pool.uids()
     first = first_occurrence(hi, lo, valid)
     n_invalid = int((~valid).sum())
@@ -210,37 +245,10 @@ def run_selection(source: Any, req: SelectRequest, progress: bool = False,
         warns.append(f"{n_invalid} rows have no valid uid (32 hex digits) and cannot be selected")
     add(Step("first occurrence of uid", "dedup", column="uid",
              detail={"repeated_uids": n_dup, "invalid_uids": n_invalid}), first)  # fmt: skip
+    del first
     eligible = mask.copy()
-    if fused:
-        values = fuse(pool, req.fuse)
-        pool.set_column(fused, values)
-        complete = int((~np.isnan(values)).sum())
-        add(Step(f"fuse {req.fuse} -> {fused}", "fuse", column=fused, kept_alone=complete,
-                 detail={"weights": dict(req.fuse), "rows_with_all_columns": complete}), None)  # fmt: skip
-    for w in exprs:
-        m = stream_masks.get(id(w))
-        if m is None:
-            m = pool.where([w])[0]
-        add(Step(f"where {w.text}", "where", detail={"expression": w.text, "columns": list(w.columns)}), m)
-    for col, frac in req.top_fraction.items():
-        m, t = top_fraction_mask(pool.numeric(col), frac)
-        add(Step(f"top {frac:g} of {col} (pool-wide)", "top_fraction", column=col, op=">=", threshold=t,
-                 fraction=frac, detail={"threshold": t, "fraction": frac}), m)  # fmt: skip
-    columns: dict[str, np.ndarray] = {}
-    verdicts: dict[str, np.ndarray] = {}
-    for name, p in presets:
-        sel = p.apply(pool)
-        if len(sel.mask) != n:  # pragma: no cover - a preset bug
-            raise ConfigError(f"preset '{name}' returned {len(sel.mask)} rows for a pool of {n}")
-        warns.extend(sel.warnings)
-        add(Step(f"preset {name}", "preset", detail={"preset": name, "steps": [s.to_dict() for s in sel.steps],
-                                                     "options": p.options.model_dump(mode="json")}), sel.mask)  # fmt: skip
-        for c, v in sel.columns.items():
-            if c in columns:
-                raise ConfigError(f"presets both write column '{c}' (the second is '{name}'): use one of them")
-            columns[c] = v
-        if req.verdicts:
-            verdicts[name] = sel.mask
+    for step, m in conds:
+        add(step, m)
     for op in ("and", "not", "or"):
         for path, sub in subsets[op]:
             member = pool.member(sub)
@@ -262,7 +270,6 @@ def run_selection(source: Any, req: SelectRequest, progress: bool = False,
                 steps.append(step)
     for w_ in warns:
         log.warning("%s", w_)
-    pool.release()  # score columns are re-read if asked for again; the uids stay for writing
     return pool, Selection(mask=mask, steps=steps, columns=columns, warnings=warns, verdicts=verdicts)
 
 
