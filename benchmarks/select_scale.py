@@ -104,6 +104,21 @@ print(json.dumps({"work_s": t2 - t1, "work_cpu_s": c2 - c1, "import_s": t1 - t0,
 """
 
 
+OLD_SELECT = """
+import json, sys, time
+sys.path.insert(0, sys.argv[4])
+t0 = time.perf_counter()
+from altsift.select.core import SelectRequest, run_selection, write_selection
+assert __import__("altsift").__file__.startswith(sys.argv[4]), "not the old source"
+t1, c1 = time.perf_counter(), time.process_time()
+df, sel = run_selection(sys.argv[1], SelectRequest(**json.loads(sys.argv[2])))
+s = write_selection(df, sel, sys.argv[3], sys.argv[1])
+t2, c2 = time.perf_counter(), time.process_time()
+print(json.dumps({"work_s": t2 - t1, "work_cpu_s": c2 - c1, "import_s": t1 - t0, "rows": s["pool_rows"],
+                  "selected": s["selected"]}))
+"""
+
+
 def run_child(args: list[str]) -> dict:
     """Run a child process; its last JSON line plus wall time and its own peak RSS (``os.wait4``)."""
     t0 = time.perf_counter()
@@ -137,6 +152,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--dir", type=Path, default=None, help="where to build the pool (kept if given)")
     ap.add_argument("--tasks", default=",".join(TASKS))
+    ap.add_argument("--old-src", type=Path, default=None,
+                    help="also run the 'top' task with an older altsift source tree (its src/ folder), e.g. "
+                    "`git archive 0547069 src | tar -x -C /tmp/old` -> /tmp/old/src")  # fmt: skip
     a = ap.parse_args()
     root = a.dir or Path(tempfile.mkdtemp(prefix="altsift_select_scale_"))
     run = root / "run"
@@ -149,6 +167,7 @@ def main() -> None:
         py = sys.executable
         alt = str(Path(py).parent / "altsift")
         res: dict[str, dict[str, list[dict]]] = {t: {"read": [], "select": [], "cli": []} for t in a.tasks.split(",")}
+        old: list[dict] = []
         for r in range(a.rounds):
             for task in res:
                 spec = TASKS[task]
@@ -167,6 +186,12 @@ def main() -> None:
                           f"(cpu {rec.get('work_cpu_s', float('nan')):6.2f}s) "
                           f"wall {rec['wall_s']:6.2f}s cpu {rec['cpu_s']:6.2f}s peak {rec['peak_rss_mb']:7.0f} MB",
                           flush=True)  # fmt: skip
+            if a.old_src is not None:
+                rec = run_child([py, "-c", OLD_SELECT, str(run), json.dumps(TASKS["top"]["request"]),
+                                 str(root / "top_old.npy"), str(a.old_src.resolve())])  # fmt: skip
+                old.append(rec)
+                print(f"round {r + 1} top   old    work {rec['work_s']:6.2f}s (cpu {rec['work_cpu_s']:6.2f}s) "
+                      f"peak {rec['peak_rss_mb']:7.0f} MB", flush=True)  # fmt: skip
         med = statistics.median
         n = a.rows
         print()
@@ -187,6 +212,11 @@ def main() -> None:
                   f"{st:.2f} / {sc:.2f}, {sp:.0f} | {st / rt:.2f} | {sc / rc:.2f} | {sp / arrow_mb:.2f} | "
                   f"{sp / compact_mb:.2f} | {ct:.2f} / {cp:.0f} | {st * scale:.0f} / {sp * scale / 1e3:.1f} |")  # fmt: skip
         print(f"\nselected: { {t: rr['select'][0]['selected'] for t, rr in res.items()} } of {n:,}")
+        if old:
+            top = res.get("top", {}).get("select") or [{}]
+            print(f"old implementation (top): wall {med([x['work_s'] for x in old]):.2f} s, CPU "
+                  f"{med([x['work_cpu_s'] for x in old]):.2f} s, peak {med([x['peak_rss_mb'] for x in old]):.0f} MB; "
+                  f"selected {old[0]['selected']} (new: {top[0].get('selected')})")  # fmt: skip
     finally:
         if a.dir is None:
             shutil.rmtree(root, ignore_errors=True)

@@ -304,3 +304,19 @@ def test_unwritable_output_is_an_environment_error(tmp_path, capsys):
     run = write_run(tmp_path / "run", [scored_frame(5)])
     code, _, err = cli(capsys, "select", run, "--out", "/proc/altsift-no-such-dir/s.npy")
     assert code == 4 and "cannot write the selection" in err and "Traceback" not in err
+
+
+def test_threshold_of_large_pools_without_a_copy(monkeypatch):
+    """The histogram path (large pools) gives DataComp's exact value too: ties, NaN, heavy bins."""
+    import altsift.select.base as base
+
+    monkeypatch.setattr(base, "PARTITION_MAX", 100)
+    rng = np.random.default_rng(2)
+    cases = [rng.normal(size=50_000), rng.normal(size=50_000).round(3), np.concatenate([np.full(30_000, 0.25),
+             rng.uniform(0, 1, 20_000)]), rng.exponential(size=40_000) ** 4]  # fmt: skip
+    for s in cases:
+        s[rng.integers(0, len(s), 500)] = np.nan
+        valid = s[~np.isnan(s)]
+        for f in (1e-5, 0.01, 0.2, 0.3, 0.5, 0.75, 0.999, 1.0):
+            want = -np.sort(-valid)[min(int(len(valid) * f), len(valid) - 1)]
+            assert get_threshold(s, f) == want, (f, len(valid))

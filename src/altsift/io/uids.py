@@ -172,9 +172,9 @@ def format_hex_uids(hi: np.ndarray, lo: np.ndarray) -> Any:
     return pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(out.tobytes()))
 
 
-def pairs_to_subset(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-    """Sorted DataComp subset array (``u8,u8``) from uid halves: sorted by ``hi`` (one argsort), then
-    by ``lo`` within the rare runs of equal ``hi`` (a lexsort on those rows only)."""
+def sort_pairs(hi: np.ndarray, lo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """uid halves sorted as DataComp sorts subsets, by ``hi`` (one argsort) then by ``lo`` within the
+    rare runs of equal ``hi`` (a lexsort on those rows only)."""
     order = np.argsort(hi)
     hs = hi[order]
     tie = np.flatnonzero(hs[1:] == hs[:-1])
@@ -182,18 +182,37 @@ def pairs_to_subset(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
         pos = np.union1d(tie, tie + 1)  # positions (in sorted order) of rows whose hi repeats
         sub = np.lexsort((lo[order[pos]], hs[pos]))  # hs[pos] is non-decreasing: permutes within runs only
         order[pos] = order[pos][sub]
-    arr = np.empty(len(hi), dtype=UID_DTYPE)
-    arr["f0"], arr["f1"] = hi[order], lo[order]
+    return hs, lo[order]
+
+
+def pairs_to_subset(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """Sorted DataComp subset array (``u8,u8``) from uid halves."""
+    hs, ls = sort_pairs(hi, lo)
+    arr = np.empty(len(hs), dtype=UID_DTYPE)
+    arr["f0"], arr["f1"] = hs, ls
     return arr
 
 
 def save_subset_array(path: str | Path, arr: np.ndarray) -> None:
     """Write a ``u8,u8`` subset array atomically."""
+    save_subset_pairs(path, arr["f0"], arr["f1"])
+
+
+def save_subset_pairs(path: str | Path, hi: np.ndarray, lo: np.ndarray, chunk: int = 1 << 20) -> None:
+    """Write sorted uid halves as a DataComp subset ``.npy`` (dtype ``u8,u8``), atomically, in chunks
+    (no whole structured copy in memory)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.npy")
     try:
-        np.save(tmp, arr)
+        with open(tmp, "wb") as f:
+            np.lib.format.write_array_header_1_0(f, {"descr": np.lib.format.dtype_to_descr(UID_DTYPE),
+                                                     "fortran_order": False, "shape": (len(hi),)})  # fmt: skip
+            buf = np.empty(min(chunk, max(len(hi), 1)), dtype=UID_DTYPE)
+            for s in range(0, len(hi), chunk):
+                part = buf[: min(chunk, len(hi) - s)]
+                part["f0"], part["f1"] = hi[s : s + chunk], lo[s : s + chunk]
+                f.write(part.tobytes())
         tmp.replace(path)
     finally:
         if tmp.exists():

@@ -105,23 +105,61 @@ class StepLog:
 
 
 # ------------------------------------------------------------------------------------ primitives
+#: pools up to this many scored rows use one partial sort of a copy; larger ones a two-pass histogram
+PARTITION_MAX = 4_000_000
+_CHUNK = 1 << 20
+_BINS = 1 << 16
+
+
 def get_threshold(scores: np.ndarray, fraction: float) -> float:
     """DataComp ``get_threshold``: ``-sort(-scores)[int(N * fraction)]`` over the whole pool.
 
     Keeping ``scores >= threshold`` then keeps about ``fraction`` of the pool (ties may add rows).
     Rows without a score (NaN: failed or unscored samples) are not part of N and are never kept.
-    Computed with a partial sort (``np.partition``, O(N)); the value is exactly DataComp's.
+    The value is exactly DataComp's, found without sorting: a partial sort (``np.partition``) of a copy
+    for small pools; for large ones, without a whole-column copy, a histogram of the scores (in chunks)
+    locates the bin holding the rank and only that bin's values are partially sorted.
     """
     if not 0.0 < fraction <= 1.0:
         raise ConfigError(f"fraction must be in (0, 1], got {fraction}")
     s = np.asarray(scores, dtype=np.float64)
-    s = s[~np.isnan(s)]  # a copy: partitioned in place below
-    if s.size == 0:
+    n = s.size - int(np.count_nonzero(np.isnan(s)))
+    if n == 0:
         return float("inf")
-    idx = min(int(s.size * fraction), s.size - 1)  # index into the descending order
-    k = s.size - 1 - idx  # the same element in ascending order
-    s.partition(k)
-    return float(s[k])
+    idx = min(int(n * fraction), n - 1)  # index into the descending order
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo, hi = float(np.nanmin(s)), float(np.nanmax(s))
+    if n <= PARTITION_MAX or not (np.isfinite(lo) and np.isfinite(hi)) or hi == lo:
+        if hi == lo:
+            return lo
+        v = s[~np.isnan(s)]
+        k = n - 1 - idx  # the same element in ascending order
+        v.partition(k)
+        return float(v[k])
+    scale = _BINS / (hi - lo)
+
+    def bins_of(c: np.ndarray) -> np.ndarray:
+        b = ((c - lo) * scale).astype(np.int64)
+        np.clip(b, 0, _BINS - 1, out=b)  # monotone in the score: higher bins hold larger values
+        return b
+
+    counts = np.zeros(_BINS, dtype=np.int64)
+    for i in range(0, s.size, _CHUNK):
+        c = s[i : i + _CHUNK]
+        counts += np.bincount(bins_of(c[~np.isnan(c)]), minlength=_BINS)
+    above = np.cumsum(counts[::-1])[::-1] - counts  # values in higher bins
+    target = int(np.flatnonzero((above <= idx) & (idx < above + counts))[0])
+    parts = []
+    for i in range(0, s.size, _CHUNK):
+        c = s[i : i + _CHUNK]
+        c = c[~np.isnan(c)]
+        parts.append(c[bins_of(c) == target])
+    v = np.concatenate(parts)
+    r = idx - int(above[target])  # rank within the bin, from the top
+    k = v.size - 1 - r
+    v.partition(k)
+    return float(v[k])
 
 
 def top_fraction_mask(scores: np.ndarray, fraction: float) -> tuple[np.ndarray, float]:
@@ -172,21 +210,15 @@ def fuse(df: Any, weights: Mapping[str, float]) -> np.ndarray:
     for v in cols.values():
         complete &= ~np.isnan(v)
     out = np.zeros(n, dtype=np.float64)
-    tmp = np.empty(n, dtype=np.float64)
-    any_complete = bool(complete.any())
-    for col, w in weights.items():
-        v = cols[col]
-        if not any_complete:
-            continue
-        lo = float(np.min(v, where=complete, initial=np.inf))  # no copy of the column
-        hi = float(np.max(v, where=complete, initial=-np.inf))
-        if not np.isfinite(lo) or not np.isfinite(hi) or hi == lo:
-            continue  # a constant column normalises to 0
-        np.subtract(v, lo, out=tmp)  # w * ((v - lo) / (hi - lo)): SIEVE's operations, in its order
-        tmp /= hi - lo
-        tmp *= w
-        out += tmp
-    del tmp
+    if complete.any():
+        for col, w in weights.items():
+            v = cols[col]
+            lo = float(np.min(v, where=complete, initial=np.inf))  # no copy of the column
+            hi = float(np.max(v, where=complete, initial=-np.inf))
+            if not np.isfinite(lo) or not np.isfinite(hi) or hi == lo:
+                continue  # a constant column normalises to 0
+            for i in range(0, n, _CHUNK):  # w * ((v - lo) / (hi - lo)): SIEVE's operations, in its order
+                out[i : i + _CHUNK] += w * ((v[i : i + _CHUNK] - lo) / (hi - lo))
     out[~complete] = np.nan
     return out
 
@@ -398,9 +430,12 @@ class Pool:
             self._ok = ok
         return masks
 
-    def release(self) -> None:
-        """Drop the cached columns (not the uids nor the status): they are read again when asked for."""
-        self._cache.clear()
+    def release(self, columns: Iterable[str] | None = None) -> None:
+        """Drop cached columns (all by default; never the uids nor the status): read again when asked for."""
+        if columns is None:
+            self._cache.clear()
+        for c in columns or ():
+            self._cache.pop(c, None)
 
     def where(self, exprs: Sequence[Where]) -> list[np.ndarray]:
         """Masks of expressions; those naming derived columns are evaluated on whole columns."""
@@ -487,7 +522,7 @@ class Pool:
             if len(v) != len(self):
                 raise ConfigError(f"column '{name}' has {len(v)} values; the pool has {len(self)} rows")
             if v.dtype.kind in "fiu":
-                self._derived[name], self._derived_types[name] = v.astype(np.float64), pa.float64()
+                self._derived[name], self._derived_types[name] = v.astype(np.float64, copy=False), pa.float64()
             elif v.dtype.kind == "b":
                 self._derived[name], self._derived_types[name] = v, pa.bool_()
             else:

@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from pydantic import ValidationError
 
 from altsift.errors import ConfigError, EnvironmentIOError
-from altsift.io.uids import count_duplicates, pairs_to_subset, read_subset, save_subset_array
+from altsift.io.uids import count_duplicates, read_subset, save_subset_pairs, sort_pairs
 from altsift.select.base import (
     Pool,
     Preset,
@@ -192,6 +192,8 @@ def run_selection(source: Any, req: SelectRequest, progress: bool = False,
     if fused:
         values = fuse(pool, req.fuse)
         pool.set_column(fused, values)
+        later = {c for w in exprs for c in w.columns} | set(req.top_fraction) | set(need[len(req.fuse):])
+        pool.release([c for c in req.fuse if c not in later])  # the inputs are not needed any more
         complete = int((~np.isnan(values)).sum())
         conds.append((Step(f"fuse {req.fuse} -> {fused}", "fuse", column=fused, kept_alone=complete,
                            detail={"weights": dict(req.fuse), "rows_with_all_columns": complete}), None))  # fmt: skip
@@ -361,7 +363,9 @@ def _write_selection(pool: Pool, sel: Selection, out: Path, source: str | Path |
     n = len(pool)
     hi, lo, _ = pool.uids()
     mask = np.asarray(sel.mask, dtype=bool)
-    save_subset_array(out, pairs_to_subset(hi[mask], lo[mask]))
+    hs, ls = sort_pairs(hi[mask], lo[mask])
+    save_subset_pairs(out, hs, ls)
+    del hs, ls
     summary: dict[str, Any] = {
         "format": FORMAT,
         "source": str(source if source is not None else pool.source),
