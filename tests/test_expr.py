@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pyarrow as pa
 import pytest
 
@@ -180,23 +177,23 @@ def test_function_list_is_short_and_documented():
     "where",
     ["basic_pass & (@pd.io.common.os.system('touch pwned.txt') == 0)", "text.to_csv('pwned.txt')"],
 )
-def test_cli_and_config_refuse_the_issue_payloads(tmp_path, where):
+def test_cli_and_config_refuse_the_issue_payloads(tmp_path, monkeypatch, capsys, where):
     """From the command line and from ``where:`` in a YAML run config: exit 2, nothing written, nothing run."""
     import pandas as pd
 
-    from helpers_shards import uid_of
+    from helpers_select import cli, uid
 
+    monkeypatch.chdir(tmp_path)
     meta = tmp_path / "meta"
     meta.mkdir()
-    pd.DataFrame({"uid": [uid_of(i) for i in range(4)], "text": list("abcd"), "basic_pass": [True] * 4}).to_parquet(
+    pd.DataFrame({"uid": [uid(i) for i in range(4)], "text": list("abcd"), "basic_pass": [True] * 4}).to_parquet(
         meta / "0.parquet"
     )
-    r = subprocess.run([sys.executable, "-m", "altsift", "select", str(meta), "--where", where, "--out",
-                        str(tmp_path / "s.npy")], capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
-    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    code, _, err = cli(capsys, "select", meta, "--where", where, "--out", tmp_path / "s.npy")
+    assert code == 2 and "Traceback" not in err, err
     assert not (tmp_path / "pwned.txt").exists() and not (tmp_path / "s.npy").exists()
     cfg = tmp_path / "run.yaml"
     cfg.write_text(f"inputs: [{tmp_path / 'none.tar'}]\nrun_dir: {tmp_path / 'run'}\nselect:\n  where: [{where!r}]\n")
-    r = subprocess.run([sys.executable, "-m", "altsift", "run", str(cfg)], capture_output=True, text=True, cwd=tmp_path)
-    assert r.returncode == 2 and "select.where" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    code, _, err = cli(capsys, "run", cfg)
+    assert code == 2 and "select.where" in err and "Traceback" not in err, err
     assert not (tmp_path / "pwned.txt").exists() and not (tmp_path / "run").exists()  # refused before scoring
