@@ -13,6 +13,9 @@ $(STAMP): requirements.txt pyproject.toml
 	# rapidocr pulls the GUI opencv-python as a hard dependency; we keep the headless build instead.
 	$(BIN)/pip install -q --no-deps rapidocr_onnxruntime==1.4.4
 	$(BIN)/pip install -q --no-deps -e .
+	# gcld3 (DataComp's LAION-2B language rule) builds from source with Debian's protobuf-compiler and
+	# libprotobuf-dev; optional: without it laion2b falls back to fastText and the gcld3 tests are skipped.
+	$(BIN)/pip install -q gcld3==3.0.13 || echo "gcld3 could not be built (apt-get install protobuf-compiler libprotobuf-dev); its tests will be skipped"
 	touch $(STAMP)
 
 demo: $(STAMP)

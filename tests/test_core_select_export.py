@@ -68,7 +68,8 @@ def test_non_ok_rows_never_selected(tmp_path):
 
     c = build_config({"signals": ["basic"], "score": {"progress": False}})
     score([str(p)], tmp_path / "run", c.signals, c)
-    df, sel = run_selection(tmp_path / "run", SelectRequest(where=["caption_num_words >= 0 or status != 'ok'"]))
+    _, sel = run_selection(tmp_path / "run", SelectRequest(where=["caption_num_words >= 0 or status != 'ok'"]))
+    df = load_pool(tmp_path / "run")
     assert df.loc[sel.mask, "key"].tolist() == ["a", "c"]
 
 
@@ -89,8 +90,9 @@ def test_where_errors_name_columns(tmp_path):
 
 def test_subset_file_and_export_round_trip(tmp_path):
     run = _scored_run(tmp_path)
-    df, sel = run_selection(run, SelectRequest(top_fraction={"pixel_mean": 0.5}))
-    summary = write_selection(df, sel, run / "subset.npy", run)
+    pool, sel = run_selection(run, SelectRequest(top_fraction={"pixel_mean": 0.5}))
+    summary = write_selection(pool, sel, run / "subset.npy", run)
+    df = load_pool(run)
     sub = load_subset(run / "subset.npy")
     chosen = set(df.loc[sel.mask, "uid"])
     assert set(array_to_uids(sub)) == chosen and summary["selected"] == len(chosen)
@@ -124,9 +126,9 @@ def test_subset_file_and_export_round_trip(tmp_path):
 
 def test_export_with_caption_column(tmp_path):
     run = _scored_run(tmp_path, n_shards=1, per_shard=4)
-    df, sel = run_selection(run, SelectRequest())
-    sel.columns = {"caption": np.array([f"new caption {i}" for i in range(len(df))], dtype=object)}
-    write_selection(df, sel, run / "s.npy", run)
+    pool, sel = run_selection(run, SelectRequest())
+    sel.columns = {"caption": np.array([f"new caption {i}" for i in range(len(pool))], dtype=object)}
+    write_selection(pool, sel, run / "s.npy", run)
     assert (run / "s.parquet").exists()
     out = tmp_path / "export"
     export(run, run / "s.npy", out, caption_column="caption", progress=False)
@@ -230,7 +232,8 @@ def test_export_keeps_samples_apart_when_source_shards_reuse_keys(tmp_path):
         names = sorted(m.name for m in tf)
         js = [json.loads(tf.extractfile(m).read()) for m in tf if m.name.endswith(".json")]
     assert len(names) == len(set(names)) == 6 and "00001%2Fk0.json" in names  # shard/key, escaped
-    assert sorted(j["uid"] for j in js) == sorted(df["uid"]) and any(j.get("source_key") == "k0" for j in js)
+    uids = df.uid_strings().to_pylist()
+    assert sorted(j["uid"] for j in js) == sorted(uids) and any(j.get("source_key") == "k0" for j in js)
 
 
 def test_language_presets_on_datacomp_metadata_compute_lang_on_the_fly(tmp_path):
@@ -246,8 +249,8 @@ def test_language_presets_on_datacomp_metadata_compute_lang_on_the_fly(tmp_path)
         "original_width": [512, 512, 150, 512, 512], "original_height": 384,
         "clip_b32_similarity_score": [0.30, 0.35, 0.31, 0.40, 0.20],
     }).to_parquet(meta / "00000000.parquet", index=False)
-    df, sel = run_selection(meta, SelectRequest(preset="basic_filter"))
-    assert df["uid"][sel.mask].tolist() == [uid_of(0), uid_of(4)]  # French, small image, 2 words removed
-    assert df["lang"].tolist() == ["en", "fr", "en", "en", "en"]
-    df, sel = run_selection(meta, SelectRequest(preset="laion2b"))
-    assert df["uid"][sel.mask].tolist() == [uid_of(i) for i in (0, 2, 3)]  # English and B/32 >= 0.28
+    pool, sel = run_selection(meta, SelectRequest(preset="basic_filter"))
+    assert pool.uid_strings(sel.mask).to_pylist() == [uid_of(0), uid_of(4)]  # French, small image, 2 words removed
+    assert pool.texts("lang").tolist() == ["en", "fr", "en", "en", "en"]
+    pool, sel = run_selection(meta, SelectRequest(preset="laion2b", preset_options={"lang_detector": "fasttext"}))
+    assert pool.uid_strings(sel.mask).to_pylist() == [uid_of(i) for i in (0, 2, 3)]  # English and B/32 >= 0.28

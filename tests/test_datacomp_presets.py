@@ -54,7 +54,8 @@ def test_laion2b():
     df = pd.DataFrame({"clip_score": [0.28, 0.279, 0.5, 0.9], "lang": ["en", "en", "de", None]})
     sel = _run("laion2b", df)
     assert sel.mask.tolist() == [True, False, False, False]
-    assert [s.name for s in sel.steps] == ["english", "clip_score"] and sel.steps[0].kept_alone == 2
+    assert [s.kind for s in sel.steps] == ["threshold", "where"] and sel.steps[0].kept_alone == 3
+    assert sel.steps[1].kept_alone == 2 and sel.steps[1].detail["detector"] == "fasttext"  # no captions: lang column
 
 
 def test_fasttext_tokens():
@@ -122,7 +123,8 @@ def test_image_based_kmeans_on_pool_and_intersect(tmp_path):
     # CLIP top half first (rows 6..11 by the increasing score), then the image filter
     sel = _run("image_based_intersect_clip_score", df, {"clip_image_emb": emb}, fraction=0.5, **opts)
     assert sel.mask.tolist() == [False] * 8 + [True] * 4
-    assert [s.name for s in sel.steps] == ["clip_score", "caption_prefilter", "image_cluster"]
+    assert [s.name for s in sel.steps] == ["top 0.5 of clip_score", "caption_prefilter", "image_cluster"]
+    assert sel.steps[0].kind == "top_fraction" and sel.steps[0].fraction == 0.5
     with pytest.raises(ConfigError, match="no arrays|'l14_img'"):
         get_preset("image_based")({**opts, "embeddings": "l14_img"}).apply(Pool(df=df))
 

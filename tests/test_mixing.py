@@ -98,7 +98,7 @@ def test_best_of():
 
 def test_custom_columns_and_errors():
     pool = _pool()
-    pool.df["clip_l14"] = pool.df["clip_score"][::-1].to_numpy()
+    pool.set_column("clip_l14", pool.numeric("clip_score")[::-1])
     sel = get_preset("mix_raw_top")({"raw_score": "clip_l14", "fraction": 0.1}).apply(pool)
     assert set(np.flatnonzero(sel.mask)) == {0, 1}
     with pytest.raises(ConfigError, match="nope"):
@@ -117,6 +117,9 @@ def test_list_valued_score_column_is_a_clear_error():
     from altsift.select.base import require_column
 
     df = pd.DataFrame({"s": [[0.1, 0.2], None], "ok": [0.5, None]})
-    with pytest.raises(ConfigError, match="holds list values"):
+    with pytest.raises(ConfigError, match="holds lists"):
         require_column(df, "s")
     assert require_column(df, "ok")[0] == 0.5
+    pool = Pool(df)  # the lazy pool says the same from the arrow type, before reading anything
+    with pytest.raises(ConfigError, match="holds lists"):
+        pool.numeric("s")

@@ -14,7 +14,7 @@ from altsift.select.parrot import dedup_within_clusters
 from altsift.signals.aesthetic import AestheticSignal, apply_head, load_head_layers
 
 
-def _pool():
+def _pool(drop=()):
     # rows 0,1: near-duplicates in cluster 0 (row 1 has the higher CLIP score); row 2 distinct in cluster 0;
     # row 3: same embedding as row 0 but another cluster; row 4 has text; row 5 low CLIP; row 6 low aesthetic;
     # row 7: has_text unknown (no OCR result)
@@ -29,7 +29,7 @@ def _pool():
             "cluster_id": [0, 0, 0, 1, 0, 0, 1, 1],
         }
     )
-    return Pool(df=df, array_loader=lambda name: {"clip_image_emb": e}[name])
+    return Pool(df=df.drop(columns=list(drop)), array_loader=lambda name: {"clip_image_emb": e}[name])
 
 
 def test_parrot_text_filter_steps():
@@ -45,8 +45,7 @@ def test_parrot_text_filter_options():
     p = get_preset("parrot_text_filter")
     sel = p({"aesthetic_threshold": None, "dedup": False}).apply(_pool())
     assert np.flatnonzero(sel.mask).tolist() == [0, 1, 2, 3, 6]
-    pool = _pool()
-    pool.df = pool.df.drop(columns=["aesthetic_score", "cluster_id"])
+    pool = _pool(drop=["aesthetic_score", "cluster_id"])
     with pytest.raises(ConfigError, match="aesthetic_threshold=null"):
         p().apply(pool)
     with pytest.raises(ConfigError, match="altsift cluster"):

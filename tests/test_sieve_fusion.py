@@ -139,3 +139,18 @@ def test_preset_equals_generic_fuse_through_select(tmp_path):
     assert by_preset.n_selected == int(len(full) * 0.2) + 1
     fused = by_preset.columns["sieve_fused"]
     assert fused[ref].min() > fused[~ref].max()  # kept rows are exactly the top of the fused score
+
+
+def test_fusion_normalises_over_the_rows_it_ranks():
+    """Issue 14 item 3: with different nulls per column, min-max uses the rows where every fused column is
+    present - the same rows the top fraction counts - so a row that is never ranked cannot stretch the scale."""
+    df = pd.DataFrame({"sieve_score": [0.0, 0.5, 1.0, 10.0], "clip_score": [0.1, 0.2, 0.3, np.nan]})
+    sel = SieveFusion({"fraction": 0.5}).apply(Pool(df))
+    np.testing.assert_allclose(sel.columns["sieve_fused"], [0.0, 0.5, 1.0, np.nan])  # not [0, .275, .55, nan]
+    step = sel.steps[0]
+    assert step.detail["rows_with_all_columns"] == 3 and step.detail["sieve_score_max"] == 1.0
+    # N = 3 complete rows: int(3 * 0.5) = 1 -> threshold 0.5 -> rows 1, 2
+    assert sel.mask.tolist() == [False, True, True, False] and step.threshold == 0.5
+    from altsift.select.base import fuse
+
+    np.testing.assert_allclose(fuse(df, {"sieve_score": 0.5, "clip_score": 0.5}), [0.0, 0.5, 1.0, np.nan])

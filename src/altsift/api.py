@@ -273,8 +273,8 @@ class Run:
         req = SelectRequest(where=[where] if isinstance(where, str) else list(where or []),
                             top_fraction=dict(top_fraction or {}), fuse=dict(fuse or {}), preset=preset,
                             preset_options=dict(options or {}))
-        df, sel = run_selection(self.path, req)
-        return Subset(self, df, sel)
+        pool, sel = run_selection(self.path, req)
+        return Subset(self, pool, sel, req)
 
     def export(self, subset: Subset | PathLike | Sequence[str], out: PathLike, **kwargs: Any) -> ExportSummary:
         """Reshard ``subset`` into webdataset shards under ``out`` (see :func:`altsift.export`)."""
@@ -293,16 +293,17 @@ def open_run(path: PathLike) -> Run:
 class Subset:
     """A selection: the chosen uids, how each step filtered, and extra per-row columns (e.g. mixed captions)."""
 
-    def __init__(self, run: Run, df: pd.DataFrame, selection: Any) -> None:
+    def __init__(self, run: Run, pool: Any, selection: Any, request: Any = None) -> None:
         self.run = run
-        self._df = df
+        self._pool = pool  # altsift.select.base.Pool: lazy, reads only the columns asked for
         self._sel = selection
+        self._req = request
         self.path: Path | None = None
+        n = int(pool.n)
         self.summary: dict[str, Any] = {
-            "pool_rows": int(len(df)), "selected": int(selection.mask.sum()),
-            "fraction_selected": float(selection.mask.mean()) if len(df) else 0.0,
-            "steps": [{"name": s.name, "kept_alone": s.kept_alone, "kept_cumulative": s.kept_cumulative,
-                       "detail": s.detail} for s in selection.steps],
+            "pool_rows": n, "selected": int(selection.mask.sum()),
+            "fraction_selected": float(selection.mask.mean()) if n else 0.0,
+            "steps": [s.to_dict() for s in selection.steps],
         }
 
     def __len__(self) -> int:
@@ -314,7 +315,7 @@ class Subset:
     @property
     def uids(self) -> list[str]:
         """Selected uids (hex), in pool order."""
-        return self._df.loc[self._sel.mask, "uid"].tolist()
+        return self._pool.uid_strings(self._sel.mask).to_pylist()
 
     @property
     def mask(self) -> np.ndarray:
@@ -327,18 +328,19 @@ class Subset:
         return {c: v[self._sel.mask] for c, v in self._sel.columns.items()}
 
     def to_pandas(self) -> pd.DataFrame:
-        """The selected rows of the pool, with any preset columns."""
-        out = self._df.loc[self._sel.mask].reset_index(drop=True)
+        """The selected rows of the pool (every column of the score tables), with any preset columns."""
+        out = self.run.to_pandas().loc[self._sel.mask].reset_index(drop=True)
         for c, v in self.columns.items():
             out[c] = list(v)
         return out
 
-    def save(self, path: PathLike) -> Path:
+    def save(self, path: PathLike, overwrite: bool = False) -> Path:
         """Write the DataComp uid ``.npy``, its ``.json`` summary and (if any) the side ``.parquet``."""
         from altsift.select.core import write_selection
 
         path = Path(path)
-        self.summary = write_selection(self._df, self._sel, path, self.run.path)
+        self.summary = write_selection(self._pool, self._sel, path, self.run.path, overwrite=overwrite,
+                                       request=self._req)
         self.path = path
         return path
 
@@ -384,7 +386,7 @@ def report(run: Run | PathLike, subset: Subset | PathLike | None = None, out: Pa
     if isinstance(subset, Subset):
         if subset.path is None:  # the report reads the selection's .json: keep an unsaved one in a temp dir
             with tempfile.TemporaryDirectory(prefix="altsift-subset-") as tmp:
-                tmp_subset = Subset(subset.run, subset._df, subset._sel)
+                tmp_subset = Subset(subset.run, subset._pool, subset._sel, subset._req)
                 tmp_subset.save(Path(tmp) / "subset.npy")
                 return write_report(run_dir, tmp_subset.path, Path(out) if out else None)
         subset = subset.path

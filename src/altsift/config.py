@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from altsift.errors import ConfigError
 
@@ -209,12 +209,40 @@ class ScoreOptions(_Strict):
 
 
 class SelectOptions(_Strict):
-    where: list[str] = Field(default_factory=list)
+    """``select:`` of a run config (docs/select.md). ``preset`` may list several presets (AND-ed); with
+    several, ``preset_options`` maps each preset name to its options. ``and``/``or``/``not``: subset
+    ``.npy`` files to intersect with, add, or remove."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), populate_by_name=True)
+
+    where: list[str] = Field(default_factory=list, description="expressions in the --where language, AND-ed")
     top_fraction: dict[str, float] = Field(default_factory=dict)
     fuse: dict[str, float] = Field(default_factory=dict)
-    preset: str | None = None
+    preset: str | list[str] | None = None
     preset_options: dict[str, Any] = Field(default_factory=dict)
+    and_: list[str] = Field(default_factory=list, alias="and")
+    or_: list[str] = Field(default_factory=list, alias="or")
+    not_: list[str] = Field(default_factory=list, alias="not")
+    verdicts: bool = Field(False, description="write each preset's verdict as a column of <out>.verdicts.parquet")
     out: str | None = None
+    overwrite: bool = Field(True, description="a rerun of `altsift run` replaces the subset its select wrote")
+
+    @field_validator("where", mode="before")
+    @classmethod
+    def _one_where(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("where")
+    @classmethod
+    def _check_where(cls, v: list[str]) -> list[str]:
+        from altsift.select.expr import check_where_syntax
+
+        for e in v:
+            try:
+                check_where_syntax(e, "select.where")
+            except ConfigError as err:
+                raise ValueError(str(err)) from None
+        return v
 
 
 class ExportOptions(_Strict):

@@ -81,52 +81,85 @@ def _print_score_summary(summary, out: Path) -> None:
                     f"{r['shards_pending']} pending, {r['rows']} rows")
 
 
+WHERE_HELP = (
+    "Condition in altsift's expression language (docs/select.md): columns, numbers, 'text', comparisons, "
+    "and/or/not (& | ~), 'x is null', 'lang in [\'en\', \'de\']', functions abs log sqrt lower length "
+    "contains ..., e.g. \"basic_pass\" or \"clip_score >= 0.28 and lang == 'en'\". Repeatable (AND)."
+)
+
+
 @app.command()
+@output.command
 def select(
     run_dir: Path = typer.Argument(..., help="A run directory, or a folder of DataComp metadata parquet (+ .npz)."),
-    where: list[str] | None = typer.Option(None, "--where", "-w", help="Pandas expression on columns, e.g. \"basic_pass\" or \"clip_score >= 0.28 and lang == 'en'\". Repeatable (AND)."),
-    top_fraction: list[str] | None = typer.Option(None, "--top-fraction", "-t", help="COLUMN=F: keep the pool-wide top fraction F (DataComp get_threshold). Repeatable."),
+    where: list[str] | None = typer.Option(None, "--where", "-w", help=WHERE_HELP),
+    top_fraction: list[str] | None = typer.Option(None, "--top-fraction", "-t", help="COLUMN=F: keep the pool-wide top fraction F (DataComp get_threshold). Repeatable, one per column."),
     fuse: str | None = typer.Option(None, "--fuse", help="COL=W,COL=W: min-max normalise each column over the pool and sum with weights (sum 1) into column 'fused' (SIEVE)."),
-    preset: str | None = typer.Option(None, "--preset", "-p", help="A named recipe: no_filter, basic_filter, clip_score, laion2b, text_based, image_based, sieve, mix_*, parrot_text_filter ... (see 'altsift presets')."),
-    set_: list[str] | None = typer.Option(None, "--set", help="Preset options as KEY=VALUE (or PRESET.KEY=VALUE), e.g. --set fraction=0.3."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Subset .npy to write (default RUN_DIR/subset.npy); a .json summary is written beside it."),
-) -> None:
+    preset: list[str] | None = typer.Option(None, "--preset", "-p", help="A named recipe: no_filter, basic_filter, clip_score, laion2b, text_based, image_based, sieve, mix_*, parrot_text_filter ... (see 'altsift presets'). Repeatable: several presets are AND-ed."),
+    set_: list[str] | None = typer.Option(None, "--set", help="Preset options as KEY=VALUE (one preset) or PRESET.KEY=VALUE, e.g. --set fraction=0.3, --set clip_score.arch=l14."),
+    and_: list[Path] | None = typer.Option(None, "--and", help="Keep only rows whose uid is in this subset .npy. Repeatable."),
+    or_: list[Path] | None = typer.Option(None, "--or", help="Also keep the (eligible) rows whose uid is in this subset .npy. Repeatable; applied last."),
+    not_: list[Path] | None = typer.Option(None, "--not", help="Drop rows whose uid is in this subset .npy. Repeatable."),
+    verdicts: bool = typer.Option(False, "--verdicts", help="Also write OUT.verdicts.parquet: uid + one true/false column per preset, for every pool row."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Subset .npy to write (default RUN_DIR/subset.npy, or ./subset.npy for metadata); a .json summary is written beside it."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing subset (and its .json / side files)."),
+) -> dict:
     """Choose a subset from score tables alone (no images, no models): conditions are AND-ed, pool-wide.
+
+    Only the columns the conditions name are read. Every threshold is computed on the whole pool before
+    any intersection.
 
     Examples:
       altsift select RUN --where basic_pass --top-fraction clip_score=0.3
       altsift select RUN --fuse sieve_score=0.5,clip_score=0.5 --top-fraction fused=0.2
       altsift select RUN --preset clip_score --set fraction=0.3
+      altsift select RUN --preset clip_score --preset image_based --not RUN/seen.npy
     """
     from altsift.select.core import SelectRequest, parse_pairs
 
-    opts: dict = {}
+    names = list(dict.fromkeys(preset or []))
+    if len(names) != len(preset or []):
+        raise ConfigError("a --preset is given twice")
+    opts: dict[str, dict] = {n: {} for n in names}
     for path, value in parse_set(set_):
-        key = path[-1] if (len(path) == 2 and path[0] == preset) or len(path) == 1 else None
-        if key is None:
-            raise ConfigError(f"--set for select takes KEY=VALUE or {preset}.KEY=VALUE, got {'.'.join(path)}")
-        opts[key] = value
-    if opts and not preset:
-        raise ConfigError("--set needs --preset (it sets the preset's options)")
+        if len(path) == 2 and path[0] in opts:
+            opts[path[0]][path[1]] = value
+        elif len(path) == 1 and len(names) == 1:
+            opts[names[0]][path[0]] = value
+        elif not names:
+            raise ConfigError("--set needs --preset (it sets the preset's options)")
+        else:
+            want = f"PRESET.KEY=VALUE with PRESET one of {', '.join(names)}" if len(names) > 1 else \
+                f"KEY=VALUE or {names[0]}.KEY=VALUE"
+            raise ConfigError(f"--set for select takes {want}, got {'.'.join(path)}")
     req = SelectRequest(
         where=list(where or []),
         top_fraction=parse_pairs(top_fraction, "--top-fraction"),
         fuse=parse_pairs([fuse] if fuse else [], "--fuse"),
-        preset=preset,
-        preset_options=opts,
+        presets=opts,
+        and_subsets=list(and_ or []),
+        or_subsets=list(or_ or []),
+        not_subsets=list(not_ or []),
+        verdicts=verdicts,
     )
-    _do_select(run_dir, req, out)
+    return _do_select(run_dir, req, out, overwrite=overwrite, progress=output.progress_enabled())
 
 
-def _do_select(run_dir: Path, req, out: Path | None) -> dict:
-    from altsift.select.core import run_selection, write_selection
+def _default_subset(run_dir: Path) -> Path:
+    return run_dir / "subset.npy" if (run_dir / "scores").is_dir() else Path("subset.npy")
 
-    df, sel = run_selection(run_dir, req)
-    target = out or (run_dir / "subset.npy" if run_dir.is_dir() else Path("subset.npy"))
-    summary = write_selection(df, sel, target, run_dir)
+
+def _do_select(run_dir: Path, req, out: Path | None, overwrite: bool = False, progress: bool = True) -> dict:
+    from altsift.select.core import check_output, run_selection, write_selection
+
+    target = out or _default_subset(run_dir)
+    pool, sel = run_selection(run_dir, req, progress=progress,
+                              before_read=lambda p: check_output(target, p, overwrite))  # fmt: skip
+    summary = write_selection(pool, sel, target, run_dir, overwrite=overwrite, request=req)
     for s in summary["steps"]:
-        typer.echo(f"  {s['name']}: kept {s['kept_alone']} alone, {s['kept_cumulative']} so far")
-    typer.echo(f"selected {summary['selected']} of {summary['pool_rows']} -> {target}")
+        alone = "" if s["kept_alone"] is None else f"kept {s['kept_alone']} alone, "
+        output.info(f"  {s['name']}: {alone}{s['kept_cumulative']} so far")
+    output.result(f"selected {summary['selected']} of {summary['pool_rows']} -> {target}")
     return summary
 
 
@@ -161,7 +194,11 @@ def _abs(p: str) -> Path:
 
 
 def run_config(config: Path, set_: list[str] | None = None, progress: bool = True) -> dict:
-    """Score, select, report and export as one config file says; returns a summary of each step."""
+    """Score, select, report and export as one config file says; returns a summary of each step.
+
+    Everything that can be checked before scoring is: the config, the select section (expressions,
+    presets and their options, the subset path), and the export folder (never one holding inputs).
+    """
     from dataclasses import asdict
 
     from altsift.io.shards import expand_inputs
@@ -169,7 +206,7 @@ def run_config(config: Path, set_: list[str] | None = None, progress: bool = Tru
     from altsift.pipeline.export import export as run_export
     from altsift.pipeline.score import score as run_score
     from altsift.report.summary import write_report
-    from altsift.select.core import SelectRequest, run_selection, write_selection
+    from altsift.select.core import check_output, make_preset, request_from_options
 
     tree = load_config_tree(config)
     apply_sets(tree, parse_set(set_))
@@ -180,6 +217,12 @@ def run_config(config: Path, set_: list[str] | None = None, progress: bool = Tru
         cfg.score.progress = False
     inputs = list(cfg.inputs)
     run_dir = _abs(cfg.run_dir)
+    s = cfg.select
+    req = request_from_options(s)  # a bad select section fails before any scoring
+    for name, opts in req.all_presets().items():
+        make_preset(name, opts)
+    subset = _abs(s.out) if s.out else run_dir / "subset.npy"
+    check_output(subset, None, s.overwrite)
     to = _abs(cfg.export.to) if cfg.export.to else None
     if to is not None:  # fail fast, before scoring: the export folder must not hold inputs or the run
         roots = parse_source_roots(cfg.export.source_roots)
@@ -187,16 +230,7 @@ def run_config(config: Path, set_: list[str] | None = None, progress: bool = Tru
         check_target(run_dir, to, [*paths, *(remap(p, roots) for p in paths)], overwrite=cfg.export.overwrite)
     summary = run_score(inputs, run_dir, cfg.signals, cfg)
     _print_score_summary(summary, run_dir)
-    s = cfg.select
-    req = SelectRequest(where=s.where, top_fraction=s.top_fraction, fuse=s.fuse, preset=s.preset,
-                        preset_options=s.preset_options)
-    subset = _abs(s.out) if s.out else run_dir / "subset.npy"
-    df, sel = run_selection(run_dir, req)
-    sel_summary = write_selection(df, sel, subset, run_dir)
-    del df
-    for step in sel_summary["steps"]:
-        output.info(f"  {step['name']}: kept {step['kept_alone']} alone, {step['kept_cumulative']} so far")
-    output.info(f"selected {sel_summary['selected']} of {sel_summary['pool_rows']} -> {subset}")
+    sel_summary = _do_select(run_dir, req, subset, overwrite=s.overwrite, progress=progress)
     rep = write_report(run_dir, subset, run_dir / "report.md")
     output.info(f"report -> {rep}")
     result = {"score": asdict(summary), "select": sel_summary, "report": str(rep),

@@ -210,80 +210,30 @@ def list_tables(run_dir: Path) -> list[Path]:
     return sorted(scores_dir(run_dir).glob("*.parquet"))
 
 
-def _is_run_dir(p: Path) -> bool:
-    return (p / "scores").is_dir()
-
-
 def pool_files(source: str | Path) -> tuple[list[Path], str]:
-    """Parquet files of a pool and its kind: ``run`` (altsift RUN_DIR) or ``metadata`` (DataComp)."""
-    p = Path(source)
-    if _is_run_dir(p):
-        files, kind = list_tables(p), "run"
-    elif p.is_dir():
-        files, kind = sorted(p.glob("*.parquet")), "metadata"
-    elif p.is_file() and p.suffix == ".parquet":
-        files, kind = [p], "metadata"
-    else:
-        raise ConfigError(f"{p} is neither a run directory (with scores/), a folder of parquet files, nor a parquet file")
-    if not files:
-        raise ConfigError(f"no parquet score tables found in {p}")
-    return files, kind
+    """Parquet files of a pool and its kind (see :func:`altsift.io.pool.pool_files`)."""
+    from altsift.io.pool import pool_files as _pool_files
+
+    return _pool_files(source)
 
 
 def load_pool(source: str | Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """Concatenate all score tables (shard-file order) into one DataFrame.
+    """The pool as one DataFrame (shard-file order), read under one unified schema.
 
-    ``columns``: project to these (plus ``uid``, ``status``, ``shard`` when present) to save memory.
-    DataComp metadata tables get ``status='ok'`` and ``shard`` = the file stem.
+    ``columns``: project to these (plus ``uid``, ``status``, ``shard``). DataComp metadata tables get
+    ``status='ok'`` and ``shard`` = the file stem. For reports and small pools: selection reads columns
+    lazily through :class:`altsift.select.base.Pool` instead.
     """
-    files, kind = pool_files(source)
-    frames = []
-    for f in files:
-        schema = pq.read_schema(f)
-        names = schema.names
-        if columns is not None:
-            want = [c for c in dict.fromkeys(["uid", "status", "shard", *columns]) if c in names]
-            t = pq.read_table(f, columns=want)
-        else:
-            t = pq.read_table(f)
-        df = t.to_pandas()
-        if "status" not in df.columns:
-            df["status"] = "ok"
-        if "shard" not in df.columns:
-            df["shard"] = f.stem
-        frames.append(df)
-    df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    if columns is not None:
-        missing = [c for c in columns if c not in df.columns]
-        if missing:
-            raise ConfigError(
-                f"column(s) {', '.join(missing)} not in the score tables of {source}. "
-                f"Available: {', '.join(map(str, df.columns))}"
-            )
-    return df
+    from altsift.io.pool import load_frame
+
+    return load_frame(source, columns)
 
 
 def load_pool_array(source: str | Path, name: str) -> np.ndarray:
     """Row-aligned 2-D array for the whole pool, in the same order as :func:`load_pool`."""
-    files, kind = pool_files(source)
-    parts = []
-    for f in files:
-        if kind == "run":
-            ap = array_path(Path(source), name, f.stem)
-            if not ap.exists():
-                hint = (" (rerun `altsift score` with --set clip.save_embeddings=true; the clip signal and those reading it are recomputed, the rest kept)"
-                        if name.startswith("clip_") else "; score with the option that saves it")
-                raise ConfigError(f"array '{name}' missing for shard {f.stem} ({ap}){hint}")
-            parts.append(np.load(ap))
-        else:
-            npz = f.with_suffix(".npz")
-            if not npz.exists():
-                raise ConfigError(f"features file {npz} not found (DataComp .npz beside the parquet)")
-            with np.load(npz) as z:
-                if name not in z:
-                    raise ConfigError(f"{npz} has no array '{name}' (has {', '.join(z.files)})")
-                parts.append(z[name])
-    return np.concatenate(parts) if len(parts) > 1 else parts[0]
+    from altsift.io.pool import PoolFiles, load_array
+
+    return np.asarray(load_array(PoolFiles.open(source), name))
 
 
 def add_pool_columns(run_dir: str | Path, values: dict[str, np.ndarray]) -> None:

@@ -90,6 +90,10 @@ def parse_step(raw: dict[str, Any]) -> StepInfo:
     )
     if not s.structured:
         _infer_legacy(s)
+    elif s.kind == "where" and s.column is None and s.expr:  # a simple "column op number" draws its cut
+        m = _LEGACY_CMP.fullmatch(s.expr.strip())
+        if m and _float(m.group(3)) is not None:
+            s.column, s.op, s.threshold = m.group(1), m.group(2), _float(m.group(3))
     return s
 
 

@@ -9,7 +9,11 @@ Columns default to raw ``clip_score`` / ``text`` and synthetic ``clip_score_synt
 caption is never given one.
 
 The policies follow the paper's strategy names as reported by a secondary source (papers.md 4.1);
-the exact semantics are UNVERIFIED -- docs/captions.md says which choices are ours.
+the exact semantics are UNVERIFIED -- docs/captions.md says which choices are ours. The ``*_in1k``
+presets intersect with DataComp's ``image_based`` filter (its caption pre-filter on the raw caption,
+then the ImageNet-1k cluster condition); every threshold is computed on the whole pool before the
+intersection. The paper filters with ViT-L/14 CLIP scores: the presets check the scores' provenance
+and warn (``arch`` states the architecture explicitly).
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field
 
 from altsift.errors import ConfigError
@@ -27,10 +32,13 @@ from altsift.select.base import (
     PresetOptions,
     Selection,
     Step,
+    StepLog,
+    ge,
     get_threshold,
     register_preset,
-    require_column,
 )
+from altsift.select.datacomp import Arch, ImageBasedOptions, image_based_steps
+from altsift.select.provenance import check_arch
 
 RAW, SYN = "raw", "synthetic"
 
@@ -42,10 +50,19 @@ class MixOptions(PresetOptions):
         "clip_score_synthetic", description="CLIP score of (image, synthetic caption)"
     )
     synthetic_text: str = Field("synthetic_caption", description="synthetic caption column")
+    arch: Arch = Field(None, description="state the CLIP architecture of the scores (the paper's: l14)")
 
 
 def _fraction(default: float, what: str):
     return Field(default, gt=0.0, le=1.0, description=what)
+
+
+def _top_step(name: str, keep: np.ndarray, column: str, t: float, fraction: float | None,
+              cumulative: int | None = None) -> Step:  # fmt: skip
+    kind = "top_fraction" if fraction is not None else "threshold"
+    return Step(name, kind, column=column, op=">=", threshold=t, fraction=fraction, kept_alone=int(keep.sum()),
+                kept_cumulative=int(keep.sum()) if cumulative is None else cumulative,
+                detail={"threshold": t})  # fmt: skip
 
 
 class _MixPreset(Preset):
@@ -64,18 +81,31 @@ class _MixPreset(Preset):
             cols += [o.synthetic_score, o.synthetic_text]
         return tuple(cols)
 
-    def _load(self, df: pd.DataFrame) -> dict[str, np.ndarray]:
+    def check(self, pool: Pool) -> list[str]:
+        o: MixOptions = self.options  # type: ignore[assignment]
+        cols = ([o.raw_score] if self.uses_raw else []) + ([o.synthetic_score] if self.uses_synthetic else [])
+        out: list[str] = []
+        for c in cols:
+            if pool.has(c):
+                out += check_arch(pool.signals(), c, "l14", o.arch, self.name, "Nguyen et al.'s CLIP filtering")
+        return out
+
+    def _load(self, pool: Pool) -> dict[str, np.ndarray]:
         o: MixOptions = self.options  # type: ignore[assignment]
         out: dict[str, np.ndarray] = {}
         if self.uses_raw:
-            out["raw_score"] = require_column(df, o.raw_score)
-            out["raw_text"] = _texts(df, o.raw_text)
+            out["raw_score"] = pool.numeric(_need(pool, o.raw_score))
+            out["raw_text"] = pool.texts(_need(pool, o.raw_text))
         if self.uses_synthetic:
-            syn_text = _texts(df, o.synthetic_text)
-            has = np.array([isinstance(t, str) and t.strip() != "" for t in syn_text], dtype=bool)
+            syn = pool.column(_need(pool, o.synthetic_text))
+            if pa.types.is_null(syn.type):
+                has = np.zeros(len(pool), dtype=bool)
+            else:
+                nonblank = pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(syn)), 0)
+                has = np.asarray(pc.fill_null(nonblank, False).to_numpy(zero_copy_only=False), dtype=bool)
             # a synthetic score without a synthetic caption is meaningless: treat as missing
-            out["syn_score"] = np.where(has, require_column(df, o.synthetic_score), np.nan)
-            out["syn_text"] = syn_text
+            out["syn_score"] = np.where(has, pool.numeric(_need(pool, o.synthetic_score)), np.nan)
+            out["syn_text"] = pool.texts(o.synthetic_text)
             out["has_syn"] = has
         return out
 
@@ -96,27 +126,18 @@ class _MixPreset(Preset):
             caption[syn_keep] = c["syn_text"][syn_keep]
             source[syn_keep] = SYN
         mask = raw_keep | syn_keep
-        steps.append(
-            Step(
-                "kept",
-                int(mask.sum()),
-                int(mask.sum()),
-                {"raw": int(raw_keep.sum()), "synthetic": int(syn_keep.sum())},
-            )
-        )
+        steps.append(Step("kept", "preset", kept_alone=int(mask.sum()), kept_cumulative=int(mask.sum()),
+                          detail={"raw": int(raw_keep.sum()), "synthetic": int(syn_keep.sum())}))  # fmt: skip
         return Selection(mask=mask, steps=steps, columns={"caption": caption, "caption_source": source})
 
 
-def _texts(df: pd.DataFrame, col: str) -> np.ndarray:
-    if col not in df.columns:
-        raise ConfigError(
-            f"column '{col}' is not in the score tables. Available: {', '.join(map(str, df.columns))}"
-        )
-    return df[col].to_numpy(dtype=object)
+def _need(pool: Pool, col: str) -> str:
+    if not pool.has(col):
+        raise ConfigError(f"column '{col}' is not in the score tables. Available: {', '.join(pool.columns)}")
+    return col
 
 
-def _ge(scores: np.ndarray, t: float) -> np.ndarray:
-    return np.nan_to_num(scores, nan=-np.inf) >= t
+_ge = ge
 
 
 # --------------------------------------------------------------------------- presets
@@ -136,12 +157,10 @@ class MixRawTop(_MixPreset):
 
     def apply(self, pool: Pool) -> Selection:
         o: TopOptions = self.options  # type: ignore[assignment]
-        c = self._load(pool.df)
+        c = self._load(pool)
         t = get_threshold(c["raw_score"], o.fraction)
         keep = _ge(c["raw_score"], t)
-        steps = [
-            Step(f"top {o.fraction:g} of {o.raw_score}", int(keep.sum()), int(keep.sum()), {"threshold": t})
-        ]
+        steps = [_top_step(f"top {o.fraction:g} of {o.raw_score}", keep, o.raw_score, t, o.fraction)]
         return self._select(keep, np.zeros_like(keep), c, steps)
 
 
@@ -162,17 +181,10 @@ class MixSyntheticTop(_MixPreset):
 
     def apply(self, pool: Pool) -> Selection:
         o: SynTopOptions = self.options  # type: ignore[assignment]
-        c = self._load(pool.df)
+        c = self._load(pool)
         t = get_threshold(c["syn_score"], o.fraction)
         keep = _ge(c["syn_score"], t) & c["has_syn"]
-        steps = [
-            Step(
-                f"top {o.fraction:g} of {o.synthetic_score}",
-                int(keep.sum()),
-                int(keep.sum()),
-                {"threshold": t},
-            )
-        ]
+        steps = [_top_step(f"top {o.fraction:g} of {o.synthetic_score}", keep, o.synthetic_score, t, o.fraction)]
         return self._select(np.zeros_like(keep), keep, c, steps)
 
 
@@ -191,24 +203,21 @@ class MixRawTopSyntheticRest(_MixPreset):
 
     def apply(self, pool: Pool) -> Selection:
         o: SplitOptions = self.options  # type: ignore[assignment]
-        c = self._load(pool.df)
+        c = self._load(pool)
         t = get_threshold(c["raw_score"], o.raw_fraction)
         raw_keep = _ge(c["raw_score"], t)
-        steps = [
-            Step(
-                f"top {o.raw_fraction:g} of {o.raw_score}: raw",
-                int(raw_keep.sum()),
-                int(raw_keep.sum()),
-                {"threshold": t},
-            )
-        ]
+        steps = [_top_step(f"top {o.raw_fraction:g} of {o.raw_score}: raw", raw_keep, o.raw_score, t, o.raw_fraction)]
         rest = ~raw_keep & c["has_syn"]
         if self.filtered:
             rest &= _ge(c["syn_score"], t)
             name = f"rest with {o.synthetic_score} >= the same threshold: synthetic"
         else:
             name = "rest with a synthetic caption: synthetic"
-        steps.append(Step(name, int(rest.sum()), int((raw_keep | rest).sum()), {"threshold": t}))
+        steps.append(Step(name, "threshold" if self.filtered else "preset",
+                          column=o.synthetic_score if self.filtered else o.synthetic_text,
+                          op=">=" if self.filtered else None, threshold=t if self.filtered else None,
+                          kept_alone=int(rest.sum()), kept_cumulative=int((raw_keep | rest).sum()),
+                          detail={"threshold": t}))  # fmt: skip
         return self._select(raw_keep, rest, c, steps)
 
 
@@ -218,6 +227,48 @@ class MixRawTopSyntheticRestFiltered(MixRawTopSyntheticRest):
     pair is kept only if its synthetic CLIP score passes the same (raw top-30%) threshold."""
 
     name: ClassVar[str] = "mix_raw_top_synthetic_rest_filtered"
+    filtered = True
+
+
+class SynSplitOptions(MixOptions):
+    synthetic_fraction: float = _fraction(
+        0.3, "top fraction by synthetic CLIP score that takes its synthetic caption (the mirror of raw_fraction)"
+    )
+
+
+@register_preset
+class MixSyntheticTopRawRest(_MixPreset):
+    """Mirror of ``mix_raw_top_synthetic_rest`` ("BLIP2 (top x%) + Raw"): synthetic captions for the top
+    ``synthetic_fraction`` by synthetic CLIP score, the raw caption for every other row."""
+
+    name: ClassVar[str] = "mix_synthetic_top_raw_rest"
+    Options = SynSplitOptions
+    filtered: ClassVar[bool] = False
+
+    def apply(self, pool: Pool) -> Selection:
+        o: SynSplitOptions = self.options  # type: ignore[assignment]
+        c = self._load(pool)
+        t = get_threshold(c["syn_score"], o.synthetic_fraction)
+        syn_keep = _ge(c["syn_score"], t) & c["has_syn"]
+        steps = [_top_step(f"top {o.synthetic_fraction:g} of {o.synthetic_score}: synthetic", syn_keep,
+                           o.synthetic_score, t, o.synthetic_fraction)]  # fmt: skip
+        rest = ~syn_keep & np.array([isinstance(x, str) for x in c["raw_text"]], dtype=bool)
+        if self.filtered:
+            rest &= _ge(c["raw_score"], t)
+        steps.append(Step(f"rest with {o.raw_score} >= the same threshold: raw" if self.filtered
+                          else "rest with a raw caption: raw", "threshold" if self.filtered else "preset",
+                          column=o.raw_score if self.filtered else o.raw_text, op=">=" if self.filtered else None,
+                          threshold=t if self.filtered else None, kept_alone=int(rest.sum()),
+                          kept_cumulative=int((syn_keep | rest).sum()), detail={"threshold": t}))  # fmt: skip
+        return self._select(rest, syn_keep, c, steps)
+
+
+@register_preset
+class MixSyntheticTopRawRestFiltered(MixSyntheticTopRawRest):
+    """Mirror of ``mix_raw_top_synthetic_rest_filtered`` ("BLIP2 (top x%) + Raw (filtered)"): a row keeps
+    its raw caption only if its raw CLIP score passes the same (synthetic top-x%) threshold."""
+
+    name: ClassVar[str] = "mix_synthetic_top_raw_rest_filtered"
     filtered = True
 
 
@@ -240,21 +291,18 @@ class MixReplaceBelow(_MixPreset):
 
     def apply(self, pool: Pool) -> Selection:
         o: ReplaceOptions = self.options  # type: ignore[assignment]
-        c = self._load(pool.df)
+        c = self._load(pool)
+        frac = None if o.threshold is not None else o.fraction
         t = o.threshold if o.threshold is not None else get_threshold(c["raw_score"], o.fraction)
         raw_keep = _ge(c["raw_score"], t)
         repl = ~raw_keep & c["has_syn"]
         if o.filter_synthetic:
             repl &= _ge(c["syn_score"], t)
         steps = [
-            Step(f"{o.raw_score} >= {t:g}: raw", int(raw_keep.sum()), int(raw_keep.sum()), {"threshold": t}),
-            Step(
-                "below: synthetic",
-                int(repl.sum()),
-                int((raw_keep | repl).sum()),
-                {"filter_synthetic": o.filter_synthetic},
-            ),
-        ]
+            _top_step(f"{o.raw_score} >= {t:g}: raw", raw_keep, o.raw_score, t, frac),
+            Step("below: synthetic", "preset", column=o.synthetic_text, kept_alone=int(repl.sum()),
+                 kept_cumulative=int((raw_keep | repl).sum()), detail={"filter_synthetic": o.filter_synthetic}),
+        ]  # fmt: skip
         return self._select(raw_keep, repl, c, steps)
 
 
@@ -277,20 +325,86 @@ class MixBestOf(_MixPreset):
 
     def apply(self, pool: Pool) -> Selection:
         o: BestOfOptions = self.options  # type: ignore[assignment]
-        c = self._load(pool.df)
+        c = self._load(pool)
         raw = np.nan_to_num(c["raw_score"], nan=-np.inf)
         syn = np.nan_to_num(c["syn_score"], nan=-np.inf)
         use_syn = syn > raw
         best = np.where(use_syn, c["syn_score"], c["raw_score"])
         if o.threshold is not None:
-            t, what = o.threshold, f"best score >= {o.threshold:g}"
+            t, what, frac = o.threshold, f"best score >= {o.threshold:g}", None
         elif o.fraction is not None:
-            t, what = get_threshold(best, o.fraction), f"top {o.fraction:g} of the best score"
+            t, what, frac = get_threshold(best, o.fraction), f"top {o.fraction:g} of the best score", o.fraction
         else:
             raise ConfigError("mix_best_of needs a fraction or a threshold")
         keep = _ge(best, t)
         steps = [
-            Step("synthetic scores higher", int(use_syn.sum()), int(use_syn.sum())),
-            Step(what, int(keep.sum()), int(keep.sum()), {"threshold": t}),
-        ]
+            Step("synthetic scores higher", "preset", kept_alone=int(use_syn.sum()),
+                 kept_cumulative=int(use_syn.sum())),
+            _top_step(what, keep, "best score", t, frac),
+        ]  # fmt: skip
         return self._select(keep & ~use_syn, keep & use_syn, c, steps)
+
+
+# --------------------------------------------------------------------------- ∩ IN1k (Nguyen et al.)
+
+
+class RawTopIn1kOptions(TopOptions, ImageBasedOptions):
+    pass
+
+
+class SynTopIn1kOptions(MixOptions, ImageBasedOptions):
+    fraction: float = _fraction(0.75, "top fraction of the pool by synthetic CLIP score (the paper's row: 75%)")
+
+
+def _intersect_in1k(pool: Pool, o: ImageBasedOptions, top: Step, keep: np.ndarray) -> tuple[StepLog, np.ndarray]:
+    """The top step (its threshold computed on the whole pool), then DataComp's image_based filter."""
+    log = StepLog(len(pool))
+    log.mask &= keep
+    log.steps.append(top)
+    image_based_steps(log, pool, o)
+    return log, log.mask
+
+
+@register_preset
+class MixRawTopIn1k(_MixPreset):
+    """Paper: "Raw top 30% ∩ IN1k": raw CLIP-score top ``fraction`` ∩ DataComp's image_based (IN1k) filter."""
+
+    name: ClassVar[str] = "mix_raw_top_in1k"
+    Options = RawTopIn1kOptions
+    uses_synthetic = False
+
+    def needed_columns(self) -> tuple[str, ...]:
+        o: RawTopIn1kOptions = self.options  # type: ignore[assignment]
+        return (*super().needed_columns(), o.text_column, o.lang_column)
+
+    def apply(self, pool: Pool) -> Selection:
+        o: RawTopIn1kOptions = self.options  # type: ignore[assignment]
+        c = self._load(pool)
+        t = get_threshold(c["raw_score"], o.fraction)  # pool-wide, before the intersection
+        keep = _ge(c["raw_score"], t)
+        log, mask = _intersect_in1k(pool, o, _top_step(f"top {o.fraction:g} of {o.raw_score}", keep, o.raw_score,
+                                                       t, o.fraction), keep)  # fmt: skip
+        return self._select(mask, np.zeros_like(mask), c, log.steps)
+
+
+@register_preset
+class MixSyntheticTopIn1k(_MixPreset):
+    """Paper: "BLIP2 top 75% ∩ IN1k": synthetic-caption CLIP-score top ``fraction`` ∩ DataComp's image_based
+    (IN1k) filter, with the synthetic captions."""
+
+    name: ClassVar[str] = "mix_synthetic_top_in1k"
+    Options = SynTopIn1kOptions
+    uses_raw = False
+
+    def needed_columns(self) -> tuple[str, ...]:
+        o: SynTopIn1kOptions = self.options  # type: ignore[assignment]
+        return (*super().needed_columns(), o.text_column, o.lang_column)
+
+    def apply(self, pool: Pool) -> Selection:
+        o: SynTopIn1kOptions = self.options  # type: ignore[assignment]
+        c = self._load(pool)
+        t = get_threshold(c["syn_score"], o.fraction)  # pool-wide over rows with a synthetic caption
+        keep = _ge(c["syn_score"], t) & c["has_syn"]
+        top = _top_step(f"top {o.fraction:g} of {o.synthetic_score}", keep, o.synthetic_score, t, o.fraction)
+        log, mask = _intersect_in1k(pool, o, top, keep)
+        return self._select(np.zeros_like(mask), mask, c, log.steps)

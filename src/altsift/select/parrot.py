@@ -20,7 +20,7 @@ from pydantic import Field
 
 from altsift.errors import ConfigError
 from altsift.models.base import l2_normalize
-from altsift.select.base import Pool, Preset, PresetOptions, Selection, Step, register_preset, require_column
+from altsift.select.base import Pool, Preset, PresetOptions, Selection, Step, register_preset
 
 
 class ParrotTextFilterOptions(PresetOptions):
@@ -92,40 +92,38 @@ class ParrotTextFilter(Preset):
 
     def apply(self, pool: Pool) -> Selection:
         o = self.options
-        df = pool.df
-        n = len(df)
+        n = len(pool)
         mask = np.ones(n, dtype=bool)
         steps: list[Step] = []
 
-        def step(name: str, cond: np.ndarray, **detail: object) -> None:
+        def step(name: str, cond: np.ndarray, kind: str = "where", **fields: object) -> None:
             nonlocal mask
             mask = mask & cond
-            steps.append(Step(name, int(cond.sum()), int(mask.sum()), dict(detail)))
+            steps.append(Step(name, kind, kept_alone=int(cond.sum()), kept_cumulative=int(mask.sum()),
+                              **fields))  # type: ignore[arg-type]  # fmt: skip
 
         if o.drop_text:
-            if "has_text" not in df.columns:
+            if not pool.has("has_text"):
                 raise ConfigError("parrot_text_filter needs 'has_text': score with the 'ocr' signal")
-            ht = df["has_text"]
-            step(
-                "no embedded text (has_text == False)",
-                (ht.notna() & ~ht.fillna(True).astype(bool)).to_numpy(),
-            )
+            ht_valid = pool.boolean("has_text", null=True) != pool.boolean("has_text", null=False)
+            step("no embedded text (has_text == False)", ~pool.boolean("has_text", null=True) & ~ht_valid,
+                 column="has_text", op="==", detail={"expression": "has_text == false"})  # fmt: skip
         if o.clip_threshold is not None:
-            v = require_column(df, o.clip_column)
-            step(f"{o.clip_column} > {o.clip_threshold:g}", np.nan_to_num(v, nan=-np.inf) > o.clip_threshold)
+            v = pool.numeric(o.clip_column)
+            step(f"{o.clip_column} > {o.clip_threshold:g}", np.nan_to_num(v, nan=-np.inf) > o.clip_threshold,
+                 "threshold", column=o.clip_column, op=">", threshold=o.clip_threshold)  # fmt: skip
         if o.aesthetic_threshold is not None:
-            if o.aesthetic_column not in df.columns:
+            if not pool.has(o.aesthetic_column):
                 raise ConfigError(
                     f"parrot_text_filter needs '{o.aesthetic_column}' (signal 'aesthetic'); "
                     "set preset option aesthetic_threshold=null to skip this step"
                 )
-            v = require_column(df, o.aesthetic_column)
-            step(
-                f"{o.aesthetic_column} > {o.aesthetic_threshold:g}",
-                np.nan_to_num(v, nan=-np.inf) > o.aesthetic_threshold,
-            )
+            v = pool.numeric(o.aesthetic_column)
+            step(f"{o.aesthetic_column} > {o.aesthetic_threshold:g}",
+                 np.nan_to_num(v, nan=-np.inf) > o.aesthetic_threshold, "threshold", column=o.aesthetic_column,
+                 op=">", threshold=o.aesthetic_threshold)  # fmt: skip
         if o.dedup:
-            if o.cluster_column not in df.columns:
+            if not pool.has(o.cluster_column):
                 raise ConfigError(
                     f"parrot_text_filter needs '{o.cluster_column}': run `altsift cluster RUN_DIR` first "
                     "(or set preset option dedup=false)"
@@ -136,17 +134,20 @@ class ParrotTextFilter(Preset):
                 emb = pool.array(o.embedding)
                 if len(emb) != n:
                     raise ConfigError(f"array '{o.embedding}' has {len(emb)} rows; the pool has {n}")
-                clusters = df[o.cluster_column].to_numpy()[idx]
-                scores = require_column(df, o.clip_column)[idx]
-                keep[idx] = dedup_within_clusters(emb[idx], clusters, scores, o.dedup_threshold)
+                clusters = pool.column(o.cluster_column).to_numpy()[idx]
+                scores = pool.numeric(o.clip_column)[idx]
+                keep[idx] = dedup_within_clusters(np.asarray(emb[idx]), clusters, scores, o.dedup_threshold)
             kept_before = int(mask.sum())
             mask = mask & keep
             steps.append(
                 Step(
                     f"dedup within {o.cluster_column} (cosine >= {o.dedup_threshold:g})",
-                    int(keep.sum()),
-                    int(mask.sum()),
-                    {"removed_duplicates": kept_before - int(mask.sum()), "criterion": "UNVERIFIED (ours)"},
+                    "preset",
+                    column=o.cluster_column,
+                    kept_alone=None,
+                    kept_cumulative=int(mask.sum()),
+                    detail={"removed_duplicates": kept_before - int(mask.sum()), "criterion": "UNVERIFIED (ours)",
+                            "dedup_threshold": o.dedup_threshold},
                 )
-            )
+            )  # fmt: skip
         return Selection(mask=mask, steps=steps)

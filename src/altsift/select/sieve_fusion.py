@@ -6,9 +6,12 @@ weights that must sum to 1, the threshold is ``sort_desc(fused)[int(N * fraction
 ``fused >= threshold`` are kept. With ``weights={sieve_score: 1.0}`` it is SIEVE alone.
 
 Rows missing a score (failed or unscored samples) are never kept and do not count in N: SIEVE's score
-tables only hold samples it processed. Degenerate input differs: a constant column normalises to 0 here
-(SIEVE divides by zero and keeps nothing) and ``fraction=1`` keeps every scored row (SIEVE indexes past
-the end).
+tables only hold samples it processed. Min-max normalisation uses the same rows that are ranked (those
+with every fused column present), so normalisation and the top-fraction count agree; without missing
+values this is exactly SIEVE. Degenerate input differs: a constant column normalises to 0 here (SIEVE
+divides by zero and keeps nothing) and ``fraction=1`` keeps every scored row (SIEVE indexes past the end).
+SIEVE fuses ViT-L/14 CLIP scores: the preset checks the ``clip_score`` provenance and warns
+(``arch`` states the architecture).
 """
 
 from __future__ import annotations
@@ -24,9 +27,10 @@ from altsift.select.base import (
     Step,
     fuse,
     register_preset,
-    require_column,
     top_fraction_mask,
 )
+from altsift.select.datacomp import Arch
+from altsift.select.provenance import DATACOMP_COLUMNS, check_arch
 
 SIEVE_DEFAULT_WEIGHTS = {"sieve_score": 0.5, "clip_score": 0.5}
 
@@ -40,6 +44,7 @@ class SieveFusionOptions(PresetOptions):
         0.2, gt=0.0, le=1.0, description="fraction of the pool to keep (SIEVE README example: 0.2)"
     )
     score_column: str = Field("sieve_fused", description="name of the fused score written next to the subset")
+    arch: Arch = Field(None, description="state the CLIP architecture of the CLIP scores (SIEVE's: l14)")
 
     @field_validator("weights")
     @classmethod
@@ -63,25 +68,33 @@ class SieveFusion(Preset):
     def needed_columns(self) -> tuple[str, ...]:
         return tuple(self.options.weights)
 
+    def check(self, pool: Pool) -> list[str]:
+        o = self.options
+        out: list[str] = []
+        for col in o.weights:
+            if (col.startswith("clip_score") or col in DATACOMP_COLUMNS) and pool.has(col):
+                out += check_arch(pool.signals(), col, "l14", o.arch, self.name, "SIEVE's fusion")
+        return out
+
     def apply(self, pool: Pool) -> Selection:
         o = self.options
-        df = pool.df
         for col in o.weights:
-            require_column(df, col)  # clear error naming the available columns
-        if len(df) == 0:
+            pool.numeric(col)  # clear error naming the available columns
+        if len(pool) == 0:
             return Selection(mask=np.zeros(0, dtype=bool), columns={o.score_column: np.zeros(0)})
-        fused = fuse(df, o.weights)
+        fused = fuse(pool, o.weights)
         mask, threshold = top_fraction_mask(fused, o.fraction)
-        mask &= ~np.isnan(fused)  # a row missing any score is never kept
         n = int(mask.sum())
-        detail = {"weights": dict(o.weights), "fraction": o.fraction, "threshold": threshold}
+        complete = ~np.isnan(fused)
+        detail = {"weights": dict(o.weights), "fraction": o.fraction, "threshold": threshold,
+                  "rows_with_all_columns": int(complete.sum())}  # fmt: skip
         for col in o.weights:
-            v = require_column(df, col)
-            detail[f"{col}_min"], detail[f"{col}_max"] = float(np.nanmin(v)), float(np.nanmax(v))
+            v = pool.numeric(col)[complete]
+            detail[f"{col}_min"] = float(v.min()) if v.size else None
+            detail[f"{col}_max"] = float(v.max()) if v.size else None
         return Selection(
             mask=mask,
-            steps=[
-                Step(name=f"sieve fused top {o.fraction:g}", kept_alone=n, kept_cumulative=n, detail=detail)
-            ],
+            steps=[Step(f"sieve fused top {o.fraction:g}", "top_fraction", column=o.score_column, op=">=",
+                        threshold=threshold, fraction=o.fraction, kept_alone=n, kept_cumulative=n, detail=detail)],
             columns={o.score_column: fused},
-        )
+        )  # fmt: skip
