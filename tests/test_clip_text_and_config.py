@@ -167,7 +167,7 @@ def test_length_buckets_are_optimal_and_bounded():
         assert cuts[0][0] == 0 and cuts[-1][1] == n and all(b - a <= cap for a, b in cuts)
         assert all(cuts[k][1] == cuts[k + 1][0] for k in range(len(cuts) - 1))
 
-        def total(cs):
+        def total(cs, lengths=lengths, cost=cost):
             return sum((b - a) * lengths[b - 1] + cost for a, b in cs)
 
         best = min(  # brute force over every split of the sorted sequence
