@@ -13,6 +13,12 @@ index, decoding step). It returns a one-hot distribution, so HF's own multinomia
 warper disabled) can only pick that token. Everything stays batched on the device; the cost is one
 sort-free cumsum + searchsorted per step (see benchmarks/caption_throughput.py).
 Greedy and beam search need no seeds; rows never interact (one shared prompt, so no padding).
+
+Image input: the checkpoint's image processor, unless the ``caption`` signal's image options
+(``ModelSpec.options['image']``: size, resize, crop, interpolation, normalisation) ask for another transform;
+then :class:`altsift.models.image_transform.ImageTransform` prepares the pixels (SIEVE's: open_clip's
+ViT-B-32 eval transform at 224 px), with interpolated position embeddings when the size differs from the
+vision tower's.
 """
 
 from __future__ import annotations

@@ -9,11 +9,17 @@ dtype sequence (float64 rescale -> float32 -> float32 normalise), so pixel value
 (``tests/test_clip_model.py`` checks it). Resizing runs in a thread pool (PIL releases the GIL) and the
 next chunk is prepared while the model runs on the current one.
 
-Texts are tokenised with the checkpoint's tokenizer, truncated to the model's context
-(``max_position_embeddings``, 77 for OpenAI CLIP, end-of-text kept as the last token) and padded to
-the longest text of each chunk: CLIP's causal mask and end-of-text pooling make padding irrelevant,
-so this equals OpenAI's pad-to-77 at a fraction of the cost. Texts are sorted by length before
-chunking to keep padding small; outputs are returned in input order.
+The settings come from the checkpoint's image processor as transformers reads it
+(``preprocessor_config.json``, or the ``image_processor`` section of a ``processor_config.json`` written by
+``CLIPProcessor.save_pretrained``); a checkpoint with neither is a :class:`ModelNotFoundError`.
+
+Texts are cleaned as OpenAI CLIP's tokenizer does (``text_clean: openai``: ftfy, HTML entities, whitespace,
+lower case; :func:`openai_clean`), tokenised with the checkpoint's tokenizer, truncated to the model's
+context (``max_position_embeddings``, 77 for OpenAI CLIP, end-of-text kept as the last token) and padded
+to the longest text of each forward pass: CLIP's causal mask and end-of-text pooling make padding
+irrelevant, so this equals OpenAI's pad-to-77 at a fraction of the cost. The texts of a call are sorted by
+length and split into length-homogeneous sub-batches (:func:`length_buckets`); outputs are returned in
+input order.
 """
 
 from __future__ import annotations
@@ -141,18 +147,28 @@ class CLIPPreprocessor:
 
     def normalize_uint8(self, batch: Any, device: str = "cpu") -> Any:
         """uint8 ``(n, h, w, 3)`` (numpy or tensor) -> normalised float32 tensor ``(n, 3, h, w)`` on ``device``."""
-        import torch
+        from altsift.models.image_transform import lut_normalize
 
-        x = torch.as_tensor(batch).to(device, non_blocking=True).permute(0, 3, 1, 2).long()
-        lut = torch.as_tensor(self.lut, device=device)
-        return torch.stack([lut[c][x[:, c]] for c in range(3)], dim=1)
+        return lut_normalize(batch, self.lut, device)
 
     def __call__(self, images: Sequence[Image.Image], device: str = "cpu") -> Any:
         return self.normalize_uint8(self.to_uint8(images), device)
 
-    def submit(self, images: Sequence[Image.Image]) -> Future:
-        """Start :meth:`to_uint8` in the background (used to overlap preprocessing with the model)."""
+    def submit(self, images: Sequence[Image.Image], device: str = "cpu") -> Future:
+        """Start the preprocessing in the background (to overlap it with the model).
+
+        For the CPU the future holds the normalised float tensor (the table lookup runs in the background
+        thread too); for another device the uint8 batch, normalised there by :meth:`finish`.
+        """
+        if str(device) == "cpu":
+            return _BG.submit(lambda: self.normalize_uint8(self.to_uint8(images), "cpu"))
         return _BG.submit(self.to_uint8, images)
+
+    def finish(self, prepared: Any, device: str = "cpu") -> Any:
+        """What :meth:`submit` prepared -> the model's pixel tensor on ``device``."""
+        import torch
+
+        return prepared if isinstance(prepared, torch.Tensor) else self.normalize_uint8(prepared, device)
 
 
 _BG = ThreadPoolExecutor(1, thread_name_prefix="clip-prep-bg")
@@ -248,12 +264,12 @@ class HFCLIP:
         bs = self.batch_size
         chunks = [images[i : i + bs] for i in range(0, len(images), bs)]
         outs = []
-        nxt = first if first is not None else self.preprocess.submit(chunks[0])
+        nxt = first if first is not None else self.preprocess.submit(chunks[0], self.device)
         for k in range(len(chunks)):
-            u8 = nxt.result()
+            prepared = nxt.result()
             if k + 1 < len(chunks):
-                nxt = self.preprocess.submit(chunks[k + 1])
-            px = self.preprocess.normalize_uint8(u8, self.device)
+                nxt = self.preprocess.submit(chunks[k + 1], self.device)
+            px = self.preprocess.finish(prepared, self.device)
             outs.append(self.encode_pixels(px))
         import torch
 
@@ -322,7 +338,7 @@ class HFCLIP:
         """Both embeddings of a call; the first image chunk is resized in threads while the text tower runs."""
         if not images:
             return self.encode_images(images), self.encode_texts(texts)
-        first = self.preprocess.submit(images[: self.batch_size])
+        first = self.preprocess.submit(images[: self.batch_size], self.device)
         txt = self.encode_texts(texts)
         return self.encode_images(images, first), txt
 

@@ -112,12 +112,27 @@ class ImageTransform:
 
     def __call__(self, images: Sequence[Image.Image], device: Any = "cpu") -> Any:
         """PIL images -> normalised float32 tensor ``(n, 3, size, size)`` on ``device``."""
-        import torch
+        return lut_normalize(np.stack([self.resize_crop(im) for im in images]), self.lut, device)
 
-        u8 = torch.from_numpy(np.stack([self.resize_crop(im) for im in images])).to(device)
-        idx = u8.permute(0, 3, 1, 2).long()
-        lut = torch.from_numpy(self.lut).to(device)
-        return torch.stack([lut[c][idx[:, c]] for c in range(3)], dim=1)
+
+def lut_normalize(u8: Any, lut: np.ndarray, device: Any = "cpu") -> Any:
+    """uint8 ``(n, h, w, 3)`` -> float32 tensor ``(n, 3, h, w)``: ``lut[c][value]`` per channel.
+
+    On the CPU numpy indexes the table with the uint8 values directly (no int64 copy of the batch; ~2-3x
+    faster than a torch gather here); elsewhere the uint8 batch goes to the device (4x less to copy than
+    float32) and is looked up there.
+    """
+    import torch
+
+    if str(device) == "cpu":
+        a = np.asarray(u8)
+        out = np.empty((a.shape[0], 3, a.shape[1], a.shape[2]), dtype=np.float32)
+        for c in range(3):
+            out[:, c] = lut[c][a[..., c]]
+        return torch.from_numpy(out)
+    x = torch.as_tensor(u8).to(device, non_blocking=True).permute(0, 3, 1, 2).long()
+    t = torch.as_tensor(lut, device=device)
+    return torch.stack([t[c][x[:, c]] for c in range(3)], dim=1)
 
 
 def processor_settings(proc: Any) -> dict[str, Any]:
