@@ -344,10 +344,11 @@ class HFCLIP:
 
 
 #: fixed cost of one forward pass of the text tower, in padded tokens (the length bucketing's trade-off
-#: between padding and the number of forward passes). CPU: measured with benchmarks/clip_throughput.py
-#: --text-overhead on the B/32 text tower (docs/clip.md); CUDA: an estimate (kernel launches dominate
-#: small batches), not measured here.
-FORWARD_COST_TOKENS = {"cpu": 64, "cuda": 4096}
+#: between padding and the number of forward passes). CPU: `benchmarks/clip_text_padding.py --forward-cost`
+#: on the B/32 text tower measured 22 tokens with 1 torch thread (per-token time halves with 2 threads,
+#: the per-call overhead does not: ~45); CUDA: an estimate (kernel launches dominate small batches), not
+#: measured here.
+FORWARD_COST_TOKENS = {"cpu": 32, "cuda": 4096}
 
 
 def length_buckets(lengths: np.ndarray, max_rows: int, forward_cost: float) -> list[tuple[int, int]]:
