@@ -1,6 +1,7 @@
 """CLIP signal throughput vs a bare model forward loop (random ViT-B/32-shaped CLIP, no downloads).
 
-Pipeline: the ``clip`` signal on batches of decoded PIL images + texts (preprocessing included).
+Pipeline: the ``clip`` signal on batches of decoded PIL images + real LAION alt-texts (tests/data;
+preprocessing, text cleaning and tokenisation included).
 Bare: ``model.get_image_features`` + ``get_text_features`` on the same pre-processed tensors.
 Prints images/s for both and the ratio (goal >= 0.9).
 
@@ -69,8 +70,10 @@ def main() -> None:
     rng = np.random.default_rng(0)
     base = rng.integers(0, 256, (a.image_size[1], a.image_size[0], 3), dtype=np.uint8)
     images = [Image.fromarray(np.roll(base, i * 7, axis=1)) for i in range(a.n)]
-    words = ["a", "photo", "of", "dog", "cat", "red", "car", "on", "the", "beach", "with", "blue", "sky"]
-    texts = [" ".join(rng.choice(words, size=rng.integers(5, 20))) for _ in range(a.n)]
+    import pandas as pd
+
+    alt = pd.read_parquet(Path(__file__).resolve().parents[1] / "tests" / "data" / "laion_alt_texts_200.parquet")
+    texts = [alt["TEXT"].astype(str).tolist()[i % len(alt)] for i in range(a.n)]  # real LAION alt-texts
 
     with tempfile.TemporaryDirectory() as tmp:
         path = make_model(Path(tmp) / "clip", a.tiny)

@@ -102,8 +102,15 @@ def _seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_tiny_blip(path: str | Path, seed: int = 0) -> Path:
-    """Tiny ``BlipForConditionalGeneration`` (ViT 32 px, patch 8, 2-layer text decoder)."""
+def make_tiny_blip(
+    path: str | Path, seed: int = 0, image_size: int = IMAGE_SIZE, patch_size: int = 8,
+    processor_size: int | None = None,
+) -> Path:
+    """Tiny ``BlipForConditionalGeneration`` (ViT ``image_size`` px, 2-layer text decoder).
+
+    ``processor_size``: the saved ``BlipImageProcessor``'s square size (default: ``image_size``; BLIP
+    checkpoints on the hub ship 384).
+    """
     from transformers import BlipConfig, BlipForConditionalGeneration, BlipImageProcessor
 
     path = Path(path)
@@ -115,8 +122,8 @@ def make_tiny_blip(path: str | Path, seed: int = 0) -> Path:
             intermediate_size=64,
             num_hidden_layers=1,
             num_attention_heads=2,
-            image_size=IMAGE_SIZE,
-            patch_size=8,
+            image_size=image_size,
+            patch_size=patch_size,
         ),
         text_config=dict(
             vocab_size=len(VOCAB),
@@ -136,7 +143,8 @@ def make_tiny_blip(path: str | Path, seed: int = 0) -> Path:
     model = BlipForConditionalGeneration(cfg).eval()
     model.save_pretrained(path)
     tok.save_pretrained(path)
-    BlipImageProcessor(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}).save_pretrained(path)
+    side = processor_size or image_size
+    BlipImageProcessor(size={"height": side, "width": side}).save_pretrained(path)
     return path
 
 

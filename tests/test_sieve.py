@@ -186,18 +186,26 @@ def make_captions(alt_texts: list[str]) -> list[list[str]]:
     return out
 
 
-def reference_sieve(alt_texts, captions, model, num_captions=8):
-    """Independent SIEVE score: SIEVE masking + SentenceTransformer + numpy."""
+def reference_sieve(alt_texts, captions, model, num_captions=8, mean_of="unmasked"):
+    """Independent SIEVE score: SIEVE masking + SentenceTransformer + numpy.
+
+    The score and best caption follow the masked second pass (sentence_similarity_inference.py); the
+    mean follows ``cap_mean`` of the first pass (webdataset_inference.py), on the texts as they are.
+    """
     alt_m = sieve_remove_phrases(alt_texts, REMOVE_PHRASES)
     caps_m = [sieve_remove_phrases(c[:num_captions], REMOVE_PHRASES) for c in captions]
-    uniq = sorted(set(alt_m) | {c for cs in caps_m for c in cs})
+    caps_r = [list(c[:num_captions]) for c in captions]
+    uniq = sorted(set(alt_m) | {c for cs in caps_m for c in cs} | set(alt_texts) | {c for cs in caps_r for c in cs})
     emb = dict(zip(uniq, model.encode(uniq, normalize_embeddings=True, batch_size=64), strict=True))
     score, mean, best = [], [], []
-    for a, cs in zip(alt_m, caps_m, strict=True):
+    for a, cs, ar, cr in zip(alt_m, caps_m, alt_texts, caps_r, strict=True):
         sims = np.array([float(np.dot(emb[a], emb[c])) for c in cs])
         k = int(np.argmax(sims))
         score.append(0.0 if len(cs[k]) == 0 else float(sims[k]))
-        mean.append(float(sims.mean()))
+        if mean_of == "unmasked":
+            mean.append(float(np.mean([float(np.dot(emb[ar], emb[c])) for c in cr])))
+        else:
+            mean.append(float(sims.mean()))
         best.append(cs[k])
     return np.array(score), np.array(mean), best
 
@@ -245,6 +253,28 @@ def test_signal_matches_independent_computation(signal, st_model, alt_texts):
     copies = [i for i in range(len(alt_texts)) if i % 7 == 0 and i % 13 != 0]
     assert np.median(np.array(got["sieve_score"])[copies]) > 0.9
     assert np.std(ref_score) > 0.05
+
+
+def test_sieve_mean_options_and_nulls(signal, st_model, alt_texts):
+    """sieve_mean: SIEVE's cap_mean (unmasked texts) by default, masked as an option; null when unscorable."""
+    texts = alt_texts[:24]
+    captions = make_captions(texts)
+    _, ref_raw, _ = reference_sieve(texts, captions, st_model)
+    _, ref_masked, _ = reference_sieve(texts, captions, st_model, mean_of="masked")
+    got = signal(make_batch(texts, captions))
+    np.testing.assert_allclose(got["sieve_mean"], ref_raw, atol=2e-5)
+    masked = SieveSignal({"mean": "masked"}, encoder=signal.encoder)
+    np.testing.assert_allclose(masked(make_batch(texts, captions))["sieve_mean"], ref_masked, atol=2e-5)
+    assert np.abs(ref_raw - ref_masked).max() > 0.01  # the data has medium phrases: the choice matters
+    none = SieveSignal({"mean": "none"}, encoder=signal.encoder)
+    assert none.output_columns() == ("sieve_score", "sieve_best_caption")
+    out = none(make_batch(texts[:2], captions[:2]))
+    assert set(out) == {"sieve_score", "sieve_best_caption"} and out["sieve_score"] == got["sieve_score"][:2]
+    # no captions, an empty caption list, no alt-text, a failed row: null in every column, never 0
+    rows = signal(make_batch(["a dog", "a cat", None, "a car", "a"], [None, [], ["x"], ["a car"], ["a b"]],
+                             ["ok", "ok", "ok", "decode_error", "ok"]))
+    for c in ("sieve_score", "sieve_mean", "sieve_best_caption"):
+        assert rows[c][:4] == [None] * 4 and rows[c][4] is not None
 
 
 def test_signal_dedupe_off_gives_same_scores(signal, alt_texts):

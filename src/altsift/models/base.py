@@ -17,7 +17,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 from PIL import Image
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from altsift.errors import ConfigError, ModelNotFoundError
 from altsift.registry import Registry
@@ -36,6 +36,9 @@ class ModelSpec(BaseModel):
     device: Device = "auto"
     precision: Precision = "fp32"
     batch_size: int = 32
+    #: backend-specific settings from the signal's options (e.g. ``text_clean`` for ``hf_clip``, the image
+    #: transform for HF captioners); a backend ignores keys it does not know
+    options: dict[str, Any] = Field(default_factory=dict)
 
 
 @runtime_checkable

@@ -13,12 +13,19 @@ index, decoding step). It returns a one-hot distribution, so HF's own multinomia
 warper disabled) can only pick that token. Everything stays batched on the device; the cost is one
 sort-free cumsum + searchsorted per step (see benchmarks/caption_throughput.py).
 Greedy and beam search need no seeds; rows never interact (one shared prompt, so no padding).
+
+Image input: the checkpoint's image processor, unless the ``caption`` signal's image options
+(``ModelSpec.options['image']``: size, resize, crop, interpolation, normalisation) ask for another transform;
+then :class:`altsift.models.image_transform.ImageTransform` prepares the pixels (SIEVE's: open_clip's
+ViT-B-32 eval transform at 224 px), with interpolated position embeddings when the size differs from the
+vision tower's.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -26,6 +33,7 @@ from typing import Any
 
 from PIL import Image
 
+from altsift.errors import ConfigError
 from altsift.models.base import (
     GenerationOptions,
     ModelSpec,
@@ -35,7 +43,9 @@ from altsift.models.base import (
     register_backend,
     resolve_device,
 )
+from altsift.models.image_transform import build_transform
 
+log = logging.getLogger(__name__)
 ROLE = "captioner"
 _MODEL_TYPES = {"blip": "blip", "blip-2": "blip2", "blip_2": "blip2", "git": "git", "coca": "open_clip_coca"}
 _MASK32 = 0xFFFFFFFF
@@ -173,7 +183,19 @@ class HFCaptioner:
             self.image_processor = tf.AutoImageProcessor.from_pretrained(src)
         except (OSError, ValueError) as e:
             raise model_not_found(ROLE, spec, f"{type(e).__name__}: {e}") from None
-        self.image_size = _image_size(self.image_processor)
+        try:
+            self.transform = build_transform(spec.options.get("image"), self.image_processor)
+        except ValueError as e:
+            raise ConfigError(f"caption image options: {e}") from None
+        self.image_size = self.transform.size if self.transform else _image_size(self.image_processor)
+        # the vision tower's trained input size; another size needs interpolated position embeddings,
+        # as BLIP's own loader does (BLIP/models/vit.py interpolate_pos_embed) when SIEVE builds it at 224
+        vcfg = getattr(self.model.config, "vision_config", None)
+        trained = int(getattr(vcfg, "image_size", 0) or 0)
+        self.interpolate = bool(self.transform and trained and self.transform.size != trained)
+        if self.interpolate:
+            log.info("captioner %s: %d px input, vision tower trained at %d px: position embeddings are "
+                     "interpolated", spec.model, self.transform.size, trained)
 
     # -- prompt handling: the decoder input ids every row starts from (same for all rows)
     def _prompt_ids(self, prompt: str | None) -> list[int]:
@@ -215,6 +237,19 @@ class HFCaptioner:
         kw.update(gen.extra)
         return kw
 
+    #: the ``caption`` signal's image options (size, resize, crop, interpolation, normalisation) apply
+    supports_image_options = True
+
+    def pixel_values(self, images: Sequence[Image.Image]) -> Any:
+        """The model input: the configured :class:`ImageTransform`, else the checkpoint's image processor."""
+        if self.transform is not None:
+            px = self.transform(images, self.device)
+        else:
+            px = self.image_processor(images=[im.convert("RGB") for im in images], return_tensors="pt")[
+                "pixel_values"
+            ]
+        return px.to(self.device, dtype=self.model.dtype)
+
     def caption(
         self, images: Sequence[Image.Image], gen: GenerationOptions, seeds: Sequence[int]
     ) -> list[list[str]]:
@@ -237,8 +272,7 @@ class HFCaptioner:
         if not images:
             return []
         n, b = gen.num_return_sequences, len(images)
-        pixels = self.image_processor(images=[im.convert("RGB") for im in images], return_tensors="pt")
-        pixel_values = pixels["pixel_values"].to(self.device, dtype=self.model.dtype)
+        pixel_values = self.pixel_values(images)
         prompt = self._prompt_ids(gen.prompt)
         input_ids = torch.tensor([prompt] * b, dtype=torch.long, device=self.device)
         kw = self._generate_kwargs(gen)
@@ -248,6 +282,8 @@ class HFCaptioner:
                 [row_key(int(sd), j) for sd in seeds for j in range(n)], dtype=torch.long, device=self.device
             )
             kw["logits_processor"] = LogitsProcessorList([sampler])
+        if self.interpolate:
+            kw["interpolate_pos_encoding"] = True
         with autocast(self.device, self.spec.precision):
             seqs = self.model.generate(pixel_values=pixel_values, input_ids=input_ids, **kw)
         # BLIP feeds the prompt without its trailing [SEP]; every backend echoes the prompt first

@@ -9,16 +9,22 @@ dtype sequence (float64 rescale -> float32 -> float32 normalise), so pixel value
 (``tests/test_clip_model.py`` checks it). Resizing runs in a thread pool (PIL releases the GIL) and the
 next chunk is prepared while the model runs on the current one.
 
-Texts are tokenised with the checkpoint's tokenizer, truncated to the model's context
-(``max_position_embeddings``, 77 for OpenAI CLIP, end-of-text kept as the last token) and padded to
-the longest text of each chunk: CLIP's causal mask and end-of-text pooling make padding irrelevant,
-so this equals OpenAI's pad-to-77 at a fraction of the cost. Texts are sorted by length before
-chunking to keep padding small; outputs are returned in input order.
+The settings come from the checkpoint's image processor as transformers reads it
+(``preprocessor_config.json``, or the ``image_processor`` section of a ``processor_config.json`` written by
+``CLIPProcessor.save_pretrained``); a checkpoint with neither is a :class:`ModelNotFoundError`.
+
+Texts are cleaned as OpenAI CLIP's tokenizer does (``text_clean: openai``: ftfy, HTML entities, whitespace,
+lower case; :func:`openai_clean`), tokenised with the checkpoint's tokenizer, truncated to the model's
+context (``max_position_embeddings``, 77 for OpenAI CLIP, end-of-text kept as the last token) and padded
+to the longest text of each forward pass: CLIP's causal mask and end-of-text pooling make padding
+irrelevant, so this equals OpenAI's pad-to-77 at a fraction of the cost. The texts of a call are sorted by
+length and split into length-homogeneous sub-batches (:func:`length_buckets`); outputs are returned in
+input order.
 """
 
 from __future__ import annotations
 
-import json
+import html
 import math
 import os
 from collections.abc import Sequence
@@ -29,6 +35,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from altsift.errors import ConfigError
 from altsift.models.base import ModelSpec, autocast, locate, model_not_found, register_backend, resolve_device
 
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -140,18 +147,28 @@ class CLIPPreprocessor:
 
     def normalize_uint8(self, batch: Any, device: str = "cpu") -> Any:
         """uint8 ``(n, h, w, 3)`` (numpy or tensor) -> normalised float32 tensor ``(n, 3, h, w)`` on ``device``."""
-        import torch
+        from altsift.models.image_transform import lut_normalize
 
-        x = torch.as_tensor(batch).to(device, non_blocking=True).permute(0, 3, 1, 2).long()
-        lut = torch.as_tensor(self.lut, device=device)
-        return torch.stack([lut[c][x[:, c]] for c in range(3)], dim=1)
+        return lut_normalize(batch, self.lut, device)
 
     def __call__(self, images: Sequence[Image.Image], device: str = "cpu") -> Any:
         return self.normalize_uint8(self.to_uint8(images), device)
 
-    def submit(self, images: Sequence[Image.Image]) -> Future:
-        """Start :meth:`to_uint8` in the background (used to overlap preprocessing with the model)."""
+    def submit(self, images: Sequence[Image.Image], device: str = "cpu") -> Future:
+        """Start the preprocessing in the background (to overlap it with the model).
+
+        For the CPU the future holds the normalised float tensor (the table lookup runs in the background
+        thread too); for another device the uint8 batch, normalised there by :meth:`finish`.
+        """
+        if str(device) == "cpu":
+            return _BG.submit(lambda: self.normalize_uint8(self.to_uint8(images), "cpu"))
         return _BG.submit(self.to_uint8, images)
+
+    def finish(self, prepared: Any, device: str = "cpu") -> Any:
+        """What :meth:`submit` prepared -> the model's pixel tensor on ``device``."""
+        import torch
+
+        return prepared if isinstance(prepared, torch.Tensor) else self.normalize_uint8(prepared, device)
 
 
 _BG = ThreadPoolExecutor(1, thread_name_prefix="clip-prep-bg")
@@ -169,6 +186,27 @@ def _center_crop(a: np.ndarray, ch: int, cw: int) -> np.ndarray:
     out[tp : tp + h, lp : lp + w] = a
     top, left = top + tp, left + lp
     return out[max(0, top) : min(nh, top + ch), max(0, left) : min(nw, left + cw)]
+
+
+def basic_clean(text: str) -> str:
+    """open_clip ``basic_clean``: ftfy's ``fix_text``, HTML entities unescaped twice, ends stripped."""
+    import ftfy
+
+    return html.unescape(html.unescape(ftfy.fix_text(text))).strip()
+
+
+def openai_clean(text: str) -> str:
+    """The text OpenAI CLIP's tokenizer encodes (open_clip ``SimpleTokenizer``, ``clean='lower'``).
+
+    ftfy + ``html.unescape`` twice + whitespace runs to one space + lower case. transformers'
+    ``CLIPTokenizer`` only does NFC, whitespace and lower case, so without this "&amp;" is encoded as
+    "&", "amp", ";" and mojibake ("cafÃ©") stays as it is, and such texts get other scores than OpenAI's
+    tokenizer (and DataComp's ``clip_*_similarity_score`` metadata) give them.
+    """
+    return " ".join(basic_clean(text).split()).lower()
+
+
+TEXT_CLEAN: dict[str, Any] = {"openai": openai_clean, "none": lambda t: t}
 
 
 def _embeds(out: Any) -> Any:
@@ -199,7 +237,10 @@ class HFCLIP:
         self.image_size = int(cfg.vision_config.image_size)
         self.context_length = int(getattr(cfg.text_config, "max_position_embeddings", 77))
         self.embed_dim = int(getattr(cfg, "projection_dim", 0) or 0)
-        self.preprocess = CLIPPreprocessor.from_config(_preprocessor_config(name), self.image_size, threads)
+        self.preprocess = CLIPPreprocessor.from_config(_preprocessor_config(name, spec), self.image_size, threads)
+        self.text_clean = spec.options.get("text_clean", "openai")
+        if self.text_clean not in TEXT_CLEAN:
+            raise ConfigError(f"text_clean must be one of {sorted(TEXT_CLEAN)}, got {self.text_clean!r}")
         self.batch_size = spec.batch_size
         self.precision = spec.precision
         self.model.requires_grad_(False)  # no global grad switch: calls run under inference_mode
@@ -213,19 +254,22 @@ class HFCLIP:
             emb = _embeds(self.model.get_image_features(pixel_values=pixel_values))
         return F.normalize(emb.float(), dim=-1)
 
-    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """PIL images -> L2-normalised float32 ``(n, d)``; preprocessing of chunk k+1 overlaps chunk k."""
+    def encode_images(self, images: Sequence[Image.Image], first: Future | None = None) -> np.ndarray:
+        """PIL images -> L2-normalised float32 ``(n, d)``; preprocessing of chunk k+1 overlaps chunk k.
+
+        ``first``: the already submitted preprocessing of the first chunk (see :meth:`encode_pairs`).
+        """
         if not images:
             return np.zeros((0, self.embed_dim), dtype=np.float32)
         bs = self.batch_size
         chunks = [images[i : i + bs] for i in range(0, len(images), bs)]
         outs = []
-        nxt = self.preprocess.submit(chunks[0])
+        nxt = first if first is not None else self.preprocess.submit(chunks[0], self.device)
         for k in range(len(chunks)):
-            u8 = nxt.result()
+            prepared = nxt.result()
             if k + 1 < len(chunks):
-                nxt = self.preprocess.submit(chunks[k + 1])
-            px = self.preprocess.normalize_uint8(u8, self.device)
+                nxt = self.preprocess.submit(chunks[k + 1], self.device)
+            px = self.preprocess.finish(prepared, self.device)
             outs.append(self.encode_pixels(px))
         import torch
 
@@ -233,9 +277,13 @@ class HFCLIP:
 
     # ------------------------------------------------------------------ texts
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids truncated to the context length (special tokens included, end-of-text kept)."""
+        """Token ids truncated to the context length (special tokens included, end-of-text kept).
+
+        With ``text_clean: openai`` each text is cleaned first as open_clip's tokenizer does (:func:`openai_clean`).
+        """
+        clean = TEXT_CLEAN[self.text_clean]
         enc = self.tokenizer(
-            list(texts),
+            [clean(t) for t in texts],
             truncation=True,
             max_length=self.context_length,
             padding=False,
@@ -244,27 +292,89 @@ class HFCLIP:
         return enc["input_ids"]
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
-        """Strings -> L2-normalised float32 ``(n, d)`` (length-sorted chunks, input order restored)."""
+        """Strings -> L2-normalised float32 ``(n, d)``, in input order.
+
+        All texts of the call are tokenised, sorted by token length and encoded in length-homogeneous
+        sub-batches (:func:`length_buckets`): each forward pass pads only to its own longest text.
+        """
+        return self._encode_ids(self.tokenize(texts)) if len(texts) else np.zeros(
+            (0, self.embed_dim), dtype=np.float32
+        )
+
+    def _encode_ids(self, ids: list[list[int]]) -> np.ndarray:
         import torch
         import torch.nn.functional as F
 
-        if not len(texts):
-            return np.zeros((0, self.embed_dim), dtype=np.float32)
-        ids = self.tokenize(texts)
-        order = np.argsort([len(x) for x in ids], kind="stable")
-        chunks = []
-        for i in range(0, len(order), self.batch_size):
-            sel = order[i : i + self.batch_size]
-            enc = self.tokenizer.pad(
-                {"input_ids": [ids[j] for j in sel]}, padding="longest", return_tensors="pt"
-            )
-            enc = {k: v.to(self.device) for k, v in enc.items()}
+        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+        order = np.argsort(lengths, kind="stable")
+        pad = self.tokenizer.pad_token_id
+        pad = self.tokenizer.eos_token_id if pad is None else pad
+        out = None
+        self.last_padded_tokens = 0
+        for a, b in length_buckets(lengths[order], self.batch_size, FORWARD_COST_TOKENS.get(self.device, 512)):
+            sel = order[a:b]
+            width = int(lengths[sel[-1]])
+            x = np.full((b - a, width), pad, dtype=np.int64)
+            mask = np.zeros((b - a, width), dtype=np.int64)
+            for r, j in enumerate(sel):
+                x[r, : lengths[j]] = ids[j]
+                mask[r, : lengths[j]] = 1
+            self.last_padded_tokens += x.size
+            enc = {
+                "input_ids": torch.from_numpy(x).to(self.device, non_blocking=True),
+                "attention_mask": torch.from_numpy(mask).to(self.device, non_blocking=True),
+            }
             with autocast(self.device, self.precision):
-                emb = _embeds(self.model.get_text_features(**enc))
-            chunks.append(F.normalize(emb.float(), dim=-1))
-        out = torch.cat(chunks)
-        inv = torch.as_tensor(np.argsort(order), device=out.device)
-        return out[inv].cpu().numpy()
+                emb = F.normalize(_embeds(self.model.get_text_features(**enc)).float(), dim=-1)
+            if out is None:
+                out = torch.empty((len(ids), emb.shape[1]), dtype=torch.float32, device=emb.device)
+            out[torch.as_tensor(sel, device=emb.device)] = emb  # scatter back to input order
+        return out.cpu().numpy()
+
+    # ------------------------------------------------------------------ pairs
+    def encode_pairs(
+        self, images: Sequence[Image.Image], texts: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Both embeddings of a call; the first image chunk is resized in threads while the text tower runs."""
+        if not images:
+            return self.encode_images(images), self.encode_texts(texts)
+        first = self.preprocess.submit(images[: self.batch_size], self.device)
+        txt = self.encode_texts(texts)
+        return self.encode_images(images, first), txt
+
+
+#: fixed cost of one forward pass of the text tower, in padded tokens (the length bucketing's trade-off
+#: between padding and the number of forward passes). CPU: `benchmarks/clip_text_padding.py --forward-cost`
+#: on the B/32 text tower measured 22 tokens with 1 torch thread (per-token time halves with 2 threads,
+#: the per-call overhead does not: ~45); CUDA: an estimate (kernel launches dominate small batches), not
+#: measured here.
+FORWARD_COST_TOKENS = {"cpu": 32, "cuda": 4096}
+
+
+def length_buckets(lengths: np.ndarray, max_rows: int, forward_cost: float) -> list[tuple[int, int]]:
+    """Split ascending ``lengths`` into consecutive sub-batches ``[a, b)`` of at most ``max_rows`` rows.
+
+    Minimises ``sum(rows * longest) + forward_cost * n_batches`` (padded tokens plus a fixed cost per
+    forward pass) by dynamic programming over the sorted lengths: short texts share a forward pass
+    instead of being padded to the few long ones. ``forward_cost`` 0 encodes equal lengths together;
+    a very large one gives fixed chunks of ``max_rows``.
+    """
+    n = len(lengths)
+    if n == 0:
+        return []
+    best = np.zeros(n + 1)
+    back = np.zeros(n + 1, dtype=np.int64)
+    lv = np.asarray(lengths, dtype=np.float64)
+    for i in range(1, n + 1):
+        j = np.arange(max(0, i - max_rows), i)
+        cost = best[j] + (i - j) * lv[i - 1] + forward_cost
+        k = int(np.argmin(cost))
+        best[i], back[i] = cost[k], j[k]
+    cuts, i = [], n
+    while i > 0:
+        cuts.append((int(back[i]), i))
+        i = int(back[i])
+    return cuts[::-1]
 
 
 def _from_pretrained(cls: Any, name: str) -> Any:
@@ -277,22 +387,33 @@ def _from_pretrained(cls: Any, name: str) -> Any:
         return cls.from_pretrained(name)
 
 
-def _preprocessor_config(name: str) -> dict[str, Any]:
-    """The checkpoint's ``preprocessor_config.json`` as a dict ({} when it has none: CLIP defaults)."""
-    p = Path(name)
-    if p.is_dir():
-        f = p / "preprocessor_config.json"
-        return json.loads(f.read_text()) if f.exists() else {}
-    try:
-        from huggingface_hub import hf_hub_download
+#: where transformers keeps a checkpoint's image preprocessing (the second nests it under "image_processor")
+PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")
 
-        try:
-            f = hf_hub_download(name, "preprocessor_config.json", local_files_only=True)
-        except Exception:
-            f = hf_hub_download(name, "preprocessor_config.json")
-        return json.loads(Path(f).read_text())
-    except Exception:
-        return {}
+
+def _preprocessor_config(name: str, spec: ModelSpec | None = None) -> dict[str, Any]:
+    """The checkpoint's image processor settings as a dict, read by transformers itself.
+
+    ``AutoImageProcessor`` finds them in ``preprocessor_config.json`` or, for checkpoints saved by a
+    current ``CLIPProcessor.save_pretrained``, nested in ``processor_config.json``. A checkpoint with
+    neither raises :class:`ModelNotFoundError` naming both files: guessing CLIP defaults would
+    preprocess a checkpoint with other resize / crop / normalisation settings wrongly.
+    """
+    from transformers import AutoImageProcessor
+
+    try:
+        proc = _from_pretrained(AutoImageProcessor, name)
+    except (OSError, ValueError, KeyError) as e:
+        raise model_not_found(
+            "image_text",
+            spec or ModelSpec(model=name),
+            f"no image processor config: looked for {' and '.join(PROCESSOR_FILES)} (image_processor "
+            f"section) in '{name}' ({type(e).__name__}: {str(e)[:300]})",
+        ) from None
+    cfg = proc.to_dict()
+    if not cfg.get("image_mean") or not cfg.get("image_std"):
+        raise ConfigError(f"the image processor of '{name}' has no image_mean / image_std")
+    return cfg
 
 
 def _is_hf_dir(spec: ModelSpec) -> bool:

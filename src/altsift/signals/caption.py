@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import pyarrow as pa
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from altsift.errors import ConfigError
 from altsift.models.base import GenerationOptions, load_model
@@ -58,6 +58,8 @@ TEXT_COLUMNS = (
     "generatedtext",
 )
 
+IMAGE_OPTION_KEYS = ("image_size", "resize", "crop", "interpolation", "normalize", "image_mean", "image_std")
+
 
 class CaptionOptions(ModelOptions):
     model: str = Field(
@@ -82,6 +84,24 @@ class CaptionOptions(ModelOptions):
         None, description="decoder prompt, stripped from the output (SIEVE: 'a picture of ')"
     )
     seed: int = Field(0, description="global seed; each sample's seed is derived from it and the sample uid")
+    # image input (HF backends blip / blip2 / git); "processor" = what the checkpoint's image processor does
+    image_size: int | None = Field(
+        None, ge=1, description="model input side in px (None: the image processor's; SIEVE: 224)"
+    )
+    resize: Literal["processor", "squash", "shortest_side"] = Field(
+        "processor", description="squash to size x size (BLIP's processor) or short side to size (open_clip, SIEVE)"
+    )
+    crop: Literal["processor", "center", "none"] = Field(
+        "processor", description="center crop to size x size after the resize (open_clip / torchvision offsets)"
+    )
+    interpolation: Literal["processor", "bicubic", "bilinear", "nearest", "lanczos", "box", "hamming"] = Field(
+        "processor", description="PIL resampling filter of the resize"
+    )
+    normalize: Literal["processor", "clip", "imagenet", "custom"] = Field(
+        "processor", description="mean/std: OpenAI CLIP's, ImageNet's, or image_mean / image_std"
+    )
+    image_mean: list[float] | None = Field(None, description="3 values, with normalize: custom")
+    image_std: list[float] | None = Field(None, description="3 values, with normalize: custom")
     from_file: str | None = Field(
         None, description="CSV/parquet (glob or comma list) of captions keyed by uid"
     )
@@ -94,6 +114,32 @@ class CaptionOptions(ModelOptions):
     match_on: Literal["uid", "key"] = Field(
         "uid", description="batch column matched against the file's uid column"
     )
+
+    @model_validator(mode="after")
+    def _check_image_options(self) -> CaptionOptions:
+        custom = self.normalize == "custom"
+        if custom and (len(self.image_mean or ()) != 3 or len(self.image_std or ()) != 3):
+            raise ValueError("normalize: custom needs image_mean and image_std with 3 values each")
+        if not custom and (self.image_mean is not None or self.image_std is not None):
+            raise ValueError("image_mean / image_std are only used with normalize: custom")
+        if self.resize == "shortest_side" and self.crop == "none":
+            raise ValueError("resize: shortest_side needs crop: center (uncropped images of different shapes "
+                             "cannot be batched)")
+        return self
+
+    def image_options(self) -> dict[str, Any]:
+        """The image settings handed to the captioner adapter (``ModelSpec.options['image']``)."""
+        return {k: getattr(self, k) for k in IMAGE_OPTION_KEYS}
+
+    def image_options_set(self) -> bool:
+        """True when any image setting differs from the checkpoint's own preprocessing."""
+        o = self.image_options()
+        return o["image_size"] is not None or any(o[k] != "processor" for k in IMAGE_OPTION_KEYS[1:5])
+
+    def spec(self) -> Any:
+        spec = super().spec()
+        spec.options = {"image": self.image_options()}
+        return spec
 
     def generation(self) -> GenerationOptions:
         return GenerationOptions(
@@ -150,6 +196,12 @@ class CaptionSignal(Signal):
         else:
             self.captioner = load_model("captioner", o.spec(), default_backend="blip2")
             self.gen = o.generation()
+            if o.image_options_set() and not getattr(self.captioner, "supports_image_options", False):
+                log.warning(
+                    "caption: backend %s has its own fixed image preprocessing; the image options "
+                    "(image_size, resize, crop, interpolation, normalize) do not apply to it",
+                    type(self.captioner).__name__,
+                )
 
     def __call__(self, batch: Batch) -> Columns:
         o: CaptionOptions = self.options  # type: ignore[assignment]

@@ -10,7 +10,7 @@ gives a list of scores).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -42,6 +42,16 @@ class ClipOptions(ModelOptions):
     extra_texts_from: list[str] | None = Field(
         None, description="signals producing the extra_texts columns (default: ['caption'] when set)"
     )
+    text_clean: Literal["openai", "none"] = Field(
+        "openai",
+        description="hf_clip: clean texts as OpenAI CLIP's / open_clip's tokenizer does (ftfy, HTML entities, "
+        "whitespace, lower case) before the checkpoint's tokenizer; none: the tokenizer alone",
+    )
+
+    def spec(self) -> Any:
+        spec = super().spec()
+        spec.options = {"text_clean": self.text_clean}
+        return spec
 
 
 @register_signal
@@ -86,20 +96,33 @@ class ClipSignal(Signal):
     def __call__(self, batch: Batch) -> Columns:
         n = batch_len(batch)
         rows = ok_rows(batch, need_image=True)
-        img = self.model.encode_images([batch["image"][i] for i in rows]) if rows else None
         texts = batch["text"]
         trows = [j for j, i in enumerate(rows) if isinstance(texts[i], str)]
+        images = [batch["image"][i] for i in rows]
+        # the alt-texts and every extra text go through the text tower in one call: one length-bucketing window
+        all_texts = [texts[rows[j]] for j in trows]
+        extras = []
+        for col, dest in self.options.extra_texts.items():
+            flat, owner = _flatten(batch.get(col), rows)
+            extras.append((col, dest, len(all_texts), flat, owner))
+            all_texts.extend(flat)
+        img = emb = None
+        if rows and all_texts and hasattr(self.model, "encode_pairs"):
+            img, emb = self.model.encode_pairs(images, all_texts)  # image resizing overlaps the text tower
+        elif rows:
+            img = self.model.encode_images(images)
+            emb = self.model.encode_texts(all_texts) if all_texts else None
         out: Columns = {}
         scores: list[Any] = [None] * len(rows)
-        txt = None
-        if trows:
-            txt = self.model.encode_texts([texts[rows[j]] for j in trows])
+        txt = emb[: len(trows)] if emb is not None and trows else None
+        if txt is not None:
             sims = np.einsum("nd,nd->n", img[trows], txt)
             for j, s in zip(trows, sims, strict=True):
                 scores[j] = float(s)
         out["clip_score"] = scatter(n, rows, scores)
-        for col, dest in self.options.extra_texts.items():
-            out[dest] = scatter(n, rows, self._score_column(batch.get(col), rows, img))
+        for col, dest, start, flat, owner in extras:
+            e = emb[start : start + len(flat)] if flat else None
+            out[dest] = scatter(n, rows, _assemble(batch.get(col), rows, img, e, owner))
         if self.options.save_embeddings:
             d = img.shape[1] if img is not None else int(getattr(self.model, "embed_dim", 0))
             img_full = scatter_rows(n, rows, img if img is not None else np.zeros((0, d), np.float32))
@@ -110,30 +133,38 @@ class ClipSignal(Signal):
             out["clip_text_emb"] = scatter_rows(n, rows, tfull)
         return out
 
-    def _score_column(self, values: Any, rows: list[int], img: np.ndarray | None) -> list[Any]:
-        """Cosine of each row's image with its text (str -> float, list of str -> list of floats)."""
-        res: list[Any] = [None] * len(rows)
-        if values is None or img is None:
-            return res
-        flat: list[str] = []
-        owner: list[int] = []
-        for j, i in enumerate(rows):
-            v = values[i]
-            items = [v] if isinstance(v, str) else list(v) if isinstance(v, list | tuple) else []
-            for t in items:
-                if isinstance(t, str):
-                    flat.append(t)
-                    owner.append(j)
-        if not flat:
-            return res
-        sims = np.einsum("nd,nd->n", img[owner], self.model.encode_texts(flat))
-        for j, i in enumerate(rows):
-            v = values[i]
-            if isinstance(v, str) or (isinstance(v, list | tuple) and v):
-                res[j] = [] if not isinstance(v, str) else None
-        for o, s in zip(owner, sims, strict=True):
-            if isinstance(values[rows[o]], str):
-                res[o] = float(s)
-            else:
-                res[o].append(float(s))
+
+def _flatten(values: Any, rows: list[int]) -> tuple[list[str], list[int]]:
+    """The strings of an extra text column for ``rows`` (str or list of str per row) and their row index."""
+    flat: list[str] = []
+    owner: list[int] = []
+    if values is None:
+        return flat, owner
+    for j, i in enumerate(rows):
+        v = values[i]
+        items = [v] if isinstance(v, str) else list(v) if isinstance(v, list | tuple) else []
+        for t in items:
+            if isinstance(t, str):
+                flat.append(t)
+                owner.append(j)
+    return flat, owner
+
+
+def _assemble(
+    values: Any, rows: list[int], img: np.ndarray | None, emb: np.ndarray | None, owner: list[int]
+) -> list[Any]:
+    """Cosine of each row's image with its text(s): str -> float, list of str -> list of floats."""
+    res: list[Any] = [None] * len(rows)
+    if values is None or img is None or emb is None:
         return res
+    sims = np.einsum("nd,nd->n", img[owner], emb)
+    for j, i in enumerate(rows):
+        v = values[i]
+        if isinstance(v, str) or (isinstance(v, list | tuple) and v):
+            res[j] = [] if not isinstance(v, str) else None
+    for o, s in zip(owner, sims, strict=True):
+        if isinstance(values[rows[o]], str):
+            res[o] = float(s)
+        else:
+            res[o].append(float(s))
+    return res

@@ -8,9 +8,15 @@ Follows the official code (facebookresearch/SIEVE, ``sentence_similarity_inferen
    :data:`REMOVE_PHRASES` as case-insensitive substring regexes applied in list order (no word
    boundaries, so "images" becomes "s"; whitespace is left as is);
 3. alt-text and captions are embedded with a sentence encoder (``all-MiniLM-L6-v2``), L2-normalised;
-4. ``sieve_score`` = max over captions of cos(alt-text, caption), ``sieve_mean`` = mean over captions,
-   ``sieve_best_caption`` = the (masked) argmax caption; if that caption is the empty string after
-   masking, ``sieve_score`` is 0.0 (SIEVE's recompute script).
+4. ``sieve_score`` = max over captions of cos(alt-text, caption), ``sieve_best_caption`` = the (masked)
+   argmax caption; if that caption is the empty string after masking, ``sieve_score`` is 0.0 (SIEVE's
+   recompute script, ``sentence_similarity_inference.py``);
+5. ``sieve_mean`` = mean over captions of the cosine between the **unmasked** alt-text and the unmasked
+   captions: SIEVE's ``cap_mean`` comes from its first pass (``webdataset_inference.py``), which embeds
+   the texts as they are; the masked second pass writes only the max. ``mean: masked`` averages the
+   masked cosines instead, ``mean: none`` skips the column.
+
+Rows that cannot be scored (status not ok, no alt-text, no captions) get null in every column, never 0.
 """
 
 from __future__ import annotations
@@ -126,8 +132,10 @@ def sieve_caption_defaults() -> dict[str, Any]:
       ``top_k`` 50 (HF's default in SIEVE's pinned transformers 4.30, so it applied too).
     - ``min_length`` 5 / ``max_length`` 20 counting the 4 prompt tokens (``[DEC] a picture of``), as HF
       ``generate`` does: at least 1 and at most 16 new tokens; the ``*_new_tokens`` limits are off.
-    - Images: SIEVE feeds 224 px (bicubic resize + center crop, CLIP mean/std); the converted checkpoint's
-      image processor should say so (BLIP processors default to 384 px).
+    - Images: open_clip's ViT-B-32 validation transform, which ``webdataset_inference.py`` applies before
+      BLIP (``blip_decoder(image_size=224)``): short side to 224 with bicubic resampling, center crop
+      224 x 224, OpenAI CLIP mean/std. transformers' BLIP image processor would squash to 384 x 384
+      instead; these options make the adapter do SIEVE's transform itself.
     """
     return {
         "model": SIEVE_CAPTIONER,
@@ -144,6 +152,11 @@ def sieve_caption_defaults() -> dict[str, Any]:
         "min_new_tokens": None,
         "max_new_tokens": None,
         "repetition_penalty": 1.1,
+        "image_size": 224,
+        "resize": "shortest_side",
+        "crop": "center",
+        "interpolation": "bicubic",
+        "normalize": "clip",
     }
 
 
@@ -170,6 +183,11 @@ class SieveOptions(ModelOptions):
     )
     best_caption: Literal["masked", "original"] = Field(
         "masked", description="write the masked best caption (as SIEVE does) or the caption as generated"
+    )
+    mean: Literal["unmasked", "masked", "none"] = Field(
+        "unmasked",
+        description="sieve_mean over the captions of unmasked texts (SIEVE's cap_mean, first pass), of masked "
+        "texts, or not computed",
     )
     dedupe: bool = Field(True, description="embed each distinct string of a batch once")
 
@@ -199,6 +217,9 @@ class SieveSignal(Signal):
 
     def required_signals(self) -> tuple[str, ...]:
         return ("caption",)
+
+    def output_columns(self) -> tuple[str, ...]:
+        return tuple(c for c in self.columns if c != "sieve_mean" or self.options.mean != "none")
 
     def mask(self, texts: Sequence[str]) -> list[str]:
         o = self.options
@@ -234,16 +255,23 @@ class SieveSignal(Signal):
             alt.append(texts[i])
             caps.extend(c)
             owner.extend([len(rows) - 1] * len(c))
+        cols = self.output_columns()
         if not rows:
-            return {c: [None] * n for c in self.columns}
+            return {c: [None] * n for c in cols}
         m_alt, m_caps = self.mask(alt), self.mask(caps)
-        emb = self._embed(m_alt + m_caps)
-        e_alt, e_caps = emb[: len(rows)], emb[len(rows) :]
-        owner_a = np.asarray(owner)
-        sims = np.einsum("ij,ij->i", e_caps, e_alt[owner_a])  # cos(alt-text of the row, each caption)
+        k, owner_a = len(rows), np.asarray(owner)
+        raw = o.mean == "unmasked"
+        emb = self._embed(m_alt + m_caps + (alt + caps if raw else []))
+        # cos(alt-text of the row, each caption), on masked texts (the score) and, for the mean, unmasked
+        sims = np.einsum("ij,ij->i", emb[k : k + len(caps)], emb[:k][owner_a])
+        if raw:
+            r0 = k + len(caps)
+            mean_sims = np.einsum("ij,ij->i", emb[r0 + k :], emb[r0 : r0 + k][owner_a])
+        else:
+            mean_sims = sims
         starts = np.flatnonzero(np.r_[True, owner_a[1:] != owner_a[:-1]])
         mx = np.maximum.reduceat(sims, starts)
-        mean = np.add.reduceat(sims, starts) / np.diff(np.r_[starts, len(sims)])
+        mean = np.add.reduceat(mean_sims, starts) / np.diff(np.r_[starts, len(sims)])
         scores, best = [], []
         shown = m_caps if o.best_caption == "masked" else caps
         for r, (s, e) in enumerate(zip(starts, np.r_[starts[1:], len(sims)], strict=True)):
@@ -253,8 +281,9 @@ class SieveSignal(Signal):
                 score = float(o.empty_caption_score)
             scores.append(score)
             best.append(shown[k])
-        return {
+        out = {
             "sieve_score": scatter(n, rows, scores),
             "sieve_mean": scatter(n, rows, [float(x) for x in mean]),
             "sieve_best_caption": scatter(n, rows, best),
         }
+        return {c: out[c] for c in cols}
