@@ -339,3 +339,18 @@ def test_options_are_validated(run):
         ReportData(run[0], [], per_grid=0)
     with pytest.raises(ConfigError, match="thumbs_per_grid"):
         ReportData(run[0], [], thumbs_per_grid=3)
+
+
+def test_a_corrupt_table_is_named_by_report_and_stats(run, tmp_path):
+    """Issue 10 item 9: a corrupt score table makes report and stats name the bad file (exit 2), no traceback."""
+    import shutil
+
+    run_dir, a, _ = run
+    bad_run = tmp_path / "bad"
+    shutil.copytree(run_dir, bad_run)
+    victim = sorted((bad_run / "scores").glob("*.parquet"))[0]
+    victim.write_bytes(victim.read_bytes()[:100])
+    for args in (["report", str(bad_run), "--no-images", "-o", str(tmp_path / "r.html")], ["stats", str(bad_run)]):
+        r = CliRunner().invoke(app, args)
+        assert r.exit_code == 2, r.output
+        assert str(victim) in r.stderr and "corrupt or truncated" in r.stderr and "Traceback" not in r.stderr

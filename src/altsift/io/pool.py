@@ -57,6 +57,18 @@ def pool_files(source: str | Path) -> tuple[list[Path], str]:
     return files, kind
 
 
+def checked_pool_files(source: str | Path) -> tuple[list[Path], str]:
+    """:func:`pool_files`, each file's parquet footer read once: a corrupt or truncated table is a
+    ConfigError naming the file (for readers such as the report that open files one by one)."""
+    files, kind = pool_files(source)
+    for f in files:
+        try:
+            pq.read_metadata(f)
+        except _READ_ERRORS as e:
+            raise _bad_file(f, e) from None
+    return files, kind
+
+
 def _bad_file(path: Path, e: BaseException) -> ConfigError:
     msg = str(e).splitlines()[0] if str(e) else type(e).__name__
     return ConfigError(

@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from altsift.errors import ConfigError
-from altsift.io.tables import pool_files
+from altsift.io.pool import checked_pool_files as pool_files
 
 # --------------------------------------------------------------------------------------------- parrot
 COTR_BINS: tuple[tuple[str, float, float], ...] = (

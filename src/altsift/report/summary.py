@@ -29,7 +29,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from altsift.errors import AltsiftError, ConfigError
-from altsift.io.tables import SHARD_META_KEY, load_pool, pool_files, table_signals
+from altsift.io.pool import checked_pool_files as pool_files
+from altsift.io.tables import SHARD_META_KEY, load_pool, table_signals
 from altsift.report.stats import parrot_stats
 from altsift.report.steps import StepInfo, parse_steps, replay_step, step_columns
 
