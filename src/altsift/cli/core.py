@@ -193,6 +193,18 @@ def _abs(p: str) -> Path:
     return Path(p) if Path(p).is_absolute() else Path.cwd() / p
 
 
+def _html_report(run_dir: Path, subset: Path, progress: bool) -> str | None:
+    """The visual report beside report.md when the [report] extra is installed (else a note, not an error)."""
+    try:
+        from altsift.report.html import write_html
+    except ModuleNotFoundError as e:
+        output.info(f"no report.html: {e.name} is not installed (pip install 'altsift[report]')")
+        return None
+    path = write_html(run_dir, [subset], run_dir / "report.html", progress=progress)
+    output.info(f"report -> {path}")
+    return str(path)
+
+
 def run_config(config: Path, set_: list[str] | None = None, progress: bool = True) -> dict:
     """Score, select, report and export as one config file says; returns a summary of each step.
 
@@ -233,7 +245,8 @@ def run_config(config: Path, set_: list[str] | None = None, progress: bool = Tru
     sel_summary = _do_select(run_dir, req, subset, overwrite=s.overwrite, progress=progress)
     rep = write_report(run_dir, subset, run_dir / "report.md")
     output.info(f"report -> {rep}")
-    result = {"score": asdict(summary), "select": sel_summary, "report": str(rep),
+    html = _html_report(run_dir, subset, progress)
+    result = {"score": asdict(summary), "select": sel_summary, "report": str(rep), "report_html": html,
               "incomplete_shards": sorted(summary.shards_with_errors) if summary.incomplete else []}
     if to is not None:
         e = run_export(run_dir, subset, to, caption_column=cfg.export.caption_column, shard_size=cfg.export.shard_size,
