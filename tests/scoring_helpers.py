@@ -7,13 +7,16 @@ import time
 from typing import ClassVar
 
 import pyarrow as pa
+from pydantic import Field
 
 from altsift.signals.base import Signal, SignalOptions
 from altsift.signals.registry import register_signal
 
 
 class SlowOptions(SignalOptions):
-    delay: float = 0.0
+    # how long each batch sleeps: it changes no result, so it is left out of the signal's fingerprint and
+    # a resume with another delay skips the shards already scored (as a user's rerun would)
+    delay: float = Field(0.0, exclude=True)
     batch_size: int = 4
     empty_without_images: bool = False  # a batch without images returns (n, 0) arrays, as clip does
 

@@ -254,7 +254,7 @@ def test_killed_ray_driver_resumes_to_identical_tables(tmp_path, cluster):
     assert 1 <= partial < 8, "the kill should land mid-run"
     import scoring_helpers  # noqa: F401
 
-    cfg = {"signals": ["basic", "test_pixel_mean"], "test_pixel_mean": {"delay": 0.0},
+    cfg = {"signals": ["basic", "test_pixel_mean"], "test_pixel_mean": {"delay": 0.0},  # delay: not in the fingerprint
            "score": {"progress": False, "batch_size": 4}}
     on = build_config(on_ray(cfg, cluster))
     s = score(shards, killed, on.signals, on)

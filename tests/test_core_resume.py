@@ -1,5 +1,6 @@
 """Resume after a kill, and adding a signal to an existing run."""
 
+import json
 import os
 import signal
 import subprocess
@@ -42,6 +43,8 @@ def test_kill_and_resume_gives_identical_tables(tmp_path):
     # a half-written temp table, as a kill during a write leaves one, must be ignored by the resumed run
     (killed / "scores" / ".00005.parquet.deadbeef.tmp").write_bytes(b"PAR1 half written")
     subprocess.run([sys.executable, str(HERE / "scoring_helpers.py"), str(killed), "0", *args], env=env, check=True)
+    resumed = json.loads((killed / "score_summary.json").read_text())
+    assert resumed["shards_skipped"] >= partial - 1 and resumed["run"]["shards_done"] == 6  # finished tables kept
     clean = tmp_path / "clean"
     subprocess.run([sys.executable, str(HERE / "scoring_helpers.py"), str(clean), "0", *args], env=env, check=True)
     a, b = tables_of(killed), tables_of(clean)
