@@ -214,3 +214,34 @@ def test_the_loopback_guard_is_active():
             s.connect(("192.0.2.1", 9))  # TEST-NET-1: refused here before any packet is sent
     finally:
         s.close()
+
+
+def test_export_streams_s3_sources_with_the_runs_storage_options(s3, tmp_path):
+    """Scored from S3, exported from S3 through `altsift export --set score.storage_options...`: every
+    selected sample is written with its original image bytes."""
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from altsift.cli import app
+    from altsift.io.uids import uids_to_array
+    from altsift.pipeline.score import score
+
+    for i in range(2):
+        s3.fs.put_file(str(s3.local / f"{i:05d}.tar"), f"{BUCKET}/exp/{i:05d}.tar")
+    cfg = build_config({"signals": ["basic"], "score": {"progress": False, "storage_options": s3.so}})
+    run = tmp_path / "run"
+    score([f"s3://{BUCKET}/exp/*.tar"], run, cfg.signals, cfg)
+    rows = [r for f in sorted((run / "scores").glob("*.parquet")) for r in pq.read_table(f).to_pylist()]
+    keep = [r["uid"] for r in rows if r["key"] != "00011"]  # all but one sample of shard 00001
+    np.save(tmp_path / "subset.npy", uids_to_array(keep))
+    res = CliRunner().invoke(app, ["-q", "export", str(run), "--subset", str(tmp_path / "subset.npy"), "-o",
+                                   str(tmp_path / "out"), "--set",
+                                   f"score.storage_options.client_kwargs.endpoint_url={s3.endpoint}"])
+    assert res.exit_code == 0, res.output
+    out = [s for t in sorted((tmp_path / "out").glob("*.tar")) for s in read_shard(t).samples]
+    originals = {s.key: s for i in range(2) for s in read_shard(s3.local / f"{i:05d}.tar").samples}
+    assert sorted(json.loads(s.files["json"])["source_key"] for s in out) == sorted(r["key"] for r in rows
+                                                                                    if r["key"] != "00011")
+    for s in out:
+        src = originals[json.loads(s.files["json"])["source_key"]]
+        assert s.files["jpg"] == src.files["jpg"]

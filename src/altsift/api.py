@@ -358,19 +358,23 @@ def _subset_arg(subset: Subset | PathLike | Sequence[str]) -> tuple[Any, dict[st
 
 def export(run: Run | PathLike, subset: Subset | PathLike | Sequence[str], out: PathLike, *,
            caption_column: str | None = None, shard_size: int = 10_000, overwrite: bool = False,
-           source_roots: Sequence[str] | None = None, progress: bool = True) -> ExportSummary:
+           source_roots: Sequence[str] | None = None, progress: bool = True,
+           storage_options: dict[str, Any] | None = None, limits: Any = None) -> ExportSummary:
     """Reshard ``subset`` of ``run`` into ``{:08d}.tar`` webdataset shards under ``out``.
 
     Never writes into the run directory or a folder holding the run's input shards; ``overwrite`` replaces
     only the files an earlier export listed in its manifest. ``source_roots``: ``["OLD=NEW", ...]`` when the
-    source shards moved since scoring. Raises IncompleteError when selected samples cannot be found.
+    source shards moved since scoring. ``storage_options``: fsspec options for object-store sources (as
+    ``score.storage_options``); ``limits``: an ``altsift.io.shards.ReadLimits``. Source shards are streamed, one sample in memory at a time. Raises
+    IncompleteError when selected samples cannot be found.
     """
     from altsift.pipeline.export import export as run_export
 
     run_dir = run.path if isinstance(run, Run) else Path(run)
     sub, captions = _subset_arg(subset)
     return run_export(run_dir, sub, out, caption_column=caption_column, shard_size=shard_size, progress=progress,
-                      overwrite=overwrite, source_roots=source_roots, captions=captions)
+                      overwrite=overwrite, source_roots=source_roots, captions=captions,
+                      storage_options=storage_options, limits=limits)
 
 
 def select(run: Run | PathLike, **kwargs: Any) -> Subset:

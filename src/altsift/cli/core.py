@@ -173,6 +173,8 @@ def export(
     shard_size: int = typer.Option(10_000, "--shard-size", min=1, help="Samples per output shard."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the files an earlier export listed in OUT/.altsift-export.json (and nothing else)."),
     source_root: list[str] | None = typer.Option(None, "--source-root", help="OLD=NEW: read source shards recorded under path prefix OLD from NEW instead (shards moved since scoring). Repeatable."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="The run's YAML config: its score.storage_options (object-store credentials, endpoint) and byte limits are used to read the source shards."),
+    set_: list[str] | None = typer.Option(None, "--set", help="KEY=VALUE over the config, e.g. score.storage_options.client_kwargs.endpoint_url=http://127.0.0.1:9000 (repeatable)."),
 ) -> dict:
     """Reshard the selected samples into {:08d}.tar webdataset shards with the signal values in the json.
 
@@ -181,9 +183,14 @@ def export(
     the uid and the original key (source_key). Exit 3 when selected samples cannot be found.
     """
     from altsift import api
+    from altsift.io.shards import ReadLimits
 
+    tree = load_config_tree(config)
+    apply_sets(tree, parse_set(set_))
+    opts = build_config(tree, "config" if config is None else str(config)).score
     s = api.export(run_dir, subset, out, caption_column=caption_column, shard_size=shard_size, overwrite=overwrite,
-                   source_roots=source_root, progress=output.progress_enabled())
+                   source_roots=source_root, progress=output.progress_enabled(),
+                   storage_options=opts.storage_options, limits=ReadLimits.from_options(opts))
     output.result(f"wrote {s.written} samples in {len(s.shards)} shards to {out}")
     return s.to_dict()
 
@@ -213,7 +220,7 @@ def run_config(config: Path, set_: list[str] | None = None, progress: bool = Tru
     """
     from dataclasses import asdict
 
-    from altsift.io.shards import expand_inputs
+    from altsift.io.shards import ReadLimits, expand_inputs
     from altsift.pipeline.export import check_target, parse_source_roots, remap
     from altsift.pipeline.export import export as run_export
     from altsift.pipeline.score import score as run_score
@@ -250,7 +257,8 @@ def run_config(config: Path, set_: list[str] | None = None, progress: bool = Tru
               "incomplete_shards": sorted(summary.shards_with_errors) if summary.incomplete else []}
     if to is not None:
         e = run_export(run_dir, subset, to, caption_column=cfg.export.caption_column, shard_size=cfg.export.shard_size,
-                       overwrite=cfg.export.overwrite, source_roots=cfg.export.source_roots, progress=progress)
+                       overwrite=cfg.export.overwrite, source_roots=cfg.export.source_roots, progress=progress,
+                       storage_options=cfg.score.storage_options, limits=ReadLimits.from_options(cfg.score))
         output.info(f"exported {e.written} samples in {len(e.shards)} shards to {to}")
         result["export"] = e.to_dict()
     return result

@@ -30,7 +30,8 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,13 +43,15 @@ from tqdm import tqdm
 from altsift.errors import ConfigError, IncompleteError
 from altsift.io import tables
 from altsift.io.schema import BASE_COLUMNS
-from altsift.io.shards import IMAGE_EXTS, read_shard
+from altsift.io.shards import IMAGE_EXTS, ReadLimits, open_shard
+from altsift.io.sources import shard_identity
 from altsift.io.uids import UID_DTYPE, contains, load_subset, normalize_uid, uids_to_array
 from altsift.io.wds_writer import ShardWriter, safe_key
 
 log = logging.getLogger("altsift.export")
 
 STAGING = ".altsift-export-staging"
+EXPORT_EXTS = frozenset({*IMAGE_EXTS, "txt", "json"})  # the members an export writes; others are streamed past
 MANIFEST = ".altsift-export.json"
 MANIFEST_FORMAT = "altsift-export/1"
 _SHARD_LIKE = re.compile(r"\.(tar|tgz|tar\.(gz|bz2|xz|zst|lz4))$", re.IGNORECASE)
@@ -209,12 +212,15 @@ def _as_subset(subset: str | Path | np.ndarray | Sequence[str]) -> np.ndarray:
 def export(run_dir: str | Path, subset: str | Path | np.ndarray | Sequence[str], out_dir: str | Path,
            caption_column: str | None = None, shard_size: int = 10_000, progress: bool = True,
            overwrite: bool = False, source_roots: Iterable[str] | Sequence[tuple[str, str]] | None = None,
-           captions: dict[str, Any] | None = None) -> ExportSummary:
+           captions: dict[str, Any] | None = None, storage_options: Mapping[str, Any] | None = None,
+           limits: ReadLimits | None = None) -> ExportSummary:
     """Write the subset's samples as new shards under ``out_dir``; see the module docstring for the rules.
 
     ``subset``: a DataComp uid ``.npy`` path, a ``u8,u8`` array or hex uids. ``source_roots``: ``OLD=NEW``
     strings (or pairs) that rewrite recorded shard paths whose prefix is OLD (shards moved since scoring).
     ``captions``: uid -> caption for ``caption_column`` (default: the subset's side ``.parquet``).
+    ``storage_options``: fsspec options for object-store sources (as ``score.storage_options``); ``limits``:
+    the reader's byte bounds. Source shards are streamed: one sample is in memory at a time.
     Raises IncompleteError (exit 3) when selected samples of the run could not be read back: before writing
     anything if source shards are missing, after committing the rest if samples are missing inside them.
     """
@@ -265,7 +271,9 @@ def export(run_dir: str | Path, subset: str | Path | np.ndarray | Sequence[str],
         if caption_column not in names:
             raise ConfigError(f"caption column '{caption_column}' is neither in the score tables nor in the subset's "
                               "side .parquet")
-    gone = [(f.stem, src) for f, src, _ in plan if not src or ("://" not in src and not Path(src).is_file())]
+    with ThreadPoolExecutor(8) as ex:  # one stat per source shard (object stores: I/O bound)
+        present = list(ex.map(lambda src: _source_present(src, storage_options), [src for _, src, _ in plan]))
+    gone = [(f.stem, src) for (f, src, _), ok in zip(plan, present, strict=True) if not ok]
     if gone:
         n = sum(int(s.sum()) for f, _, s in plan if f.stem in {g for g, _ in gone})
         shown = "; ".join(f"{stem}: {src or 'no path recorded'}" for stem, src in gone[:3])
@@ -281,6 +289,7 @@ def export(run_dir: str | Path, subset: str | Path | np.ndarray | Sequence[str],
         shutil.rmtree(staging)
     written = 0
     missing_examples: list[str] = []
+    limits = limits or ReadLimits()
     with ShardWriter(staging, shard_size=shard_size) as writer, tqdm(
         total=todo, unit="sample", desc="export", disable=not progress, dynamic_ncols=True
     ) as bar:
@@ -288,20 +297,28 @@ def export(run_dir: str | Path, subset: str | Path | np.ndarray | Sequence[str],
             df = pq.read_table(f).to_pandas()
             if caption_column and not captions and caption_column not in df.columns:
                 raise ConfigError(f"caption column '{caption_column}' is not in {f.name}")
-            raw = {s.key: s for s in read_shard(src).samples}
             signal_cols = [c for c in df.columns if c not in BASE_COLUMNS]
-            for row in df[sel].itertuples(index=False):
-                r = row._asdict()
+            wanted = {r["key"]: r for r in (row._asdict() for row in df[sel].itertuples(index=False))}
+            del df
+            # one sample in memory at a time: the shard is streamed and only the selected keys are kept
+            with open_shard(src, limits, storage_options, EXPORT_EXTS) as stream:
+                for sample in stream:
+                    r = wanted.pop(sample.key, None)
+                    if r is None:
+                        continue
+                    bar.update(1)
+                    ext = next((e for e in IMAGE_EXTS if e in sample.files), None)
+                    if ext is None or sample.problem is not None:
+                        _missing(missing_examples, r, src, sample.problem or "no image member")
+                        continue
+                    writer.write(_out_key(writer, r["key"], r["shard"], r["uid"]),
+                                 _members(sample, ext, r, signal_cols, caption_column, captions))
+                    written += 1
+                    if not wanted:
+                        break
+            for r in wanted.values():  # selected but not in the shard (any more)
                 bar.update(1)
-                sample = raw.get(r["key"])
-                ext = next((e for e in IMAGE_EXTS if sample is not None and e in sample.files), None)
-                if sample is None or ext is None:
-                    if len(missing_examples) < 5:
-                        missing_examples.append(f"{r['uid']} (key {r['key']!r} in {src})")
-                    continue
-                writer.write(_out_key(writer, r["key"], r["shard"], r["uid"]),
-                             _members(sample, ext, r, signal_cols, caption_column, captions))
-                written += 1
+                _missing(missing_examples, r, src, stream.error or "key not in the shard")
     new_files = writer.files
     _commit(staging, out_dir, manifest, new_files, {
         "run_dir": str(run_dir.resolve()), "subset": str(subset) if isinstance(subset, str | Path) else None,
@@ -321,6 +338,21 @@ def export(run_dir: str | Path, subset: str | Path | np.ndarray | Sequence[str],
         err.summary = summary.to_dict()  # type: ignore[attr-defined]
         raise err
     return summary
+
+
+def _source_present(src: str, storage_options: Mapping[str, Any] | None) -> bool:
+    if not src:
+        return False
+    try:
+        shard_identity(src, storage_options)
+    except OSError:
+        return False
+    return True
+
+
+def _missing(examples: list[str], r: dict[str, Any], src: str, why: str) -> None:
+    if len(examples) < 5:
+        examples.append(f"{r['uid']} (key {r['key']!r} in {src}: {why})")
 
 
 def _out_key(writer: ShardWriter, key: str, shard: str, uid: str) -> str:
