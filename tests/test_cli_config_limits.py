@@ -85,3 +85,12 @@ def test_echoed_values_are_truncated_in_every_message():
     with pytest.raises(ConfigError) as ei:
         parse_set([huge])
     assert len(str(ei.value)) < 200
+
+
+def test_an_integer_past_pythons_digit_limit_is_a_config_error(tmp_path):
+    """Found by review: 5,000 digits in a config or --set ended as "internal error" (exit 1)."""
+    big = "9" * 5000
+    with pytest.raises(ConfigError, match="cannot be read"):
+        safe_yaml_load(f"score: {{batch_size: {big}}}", "config")
+    with pytest.raises(ConfigError, match="cannot be read"):
+        parse_set([f"score.batch_size={big}"])

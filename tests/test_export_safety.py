@@ -12,6 +12,7 @@ import sys
 import tarfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -250,3 +251,31 @@ def test_export_streams_source_shards_one_sample_at_a_time(tmp_path):
     assert peak < 12 << 20, f"export peaked at {peak / 2**20:.1f} MiB for a {big / 2**20:.0f} MiB shard"
     out = read_shard(next((tmp_path / "out").glob("*.tar"))).samples
     assert [x.files["jpg"] for x in out] == [m["jpg"] for _, m in items] and all("bin" not in x.files for x in out)
+
+
+def test_duplicate_uids_empty_subsets_and_corrupt_tables(tmp_path):
+    """Found by review: duplicate uids were reported as "not in this run", an empty export exited 0 and a
+    corrupt table crashed export with exit 1; `score -o` inside another run's scores/ was accepted."""
+    from altsift.io.uids import array_to_uids, load_subset, save_subset
+
+    run = _run(tmp_path, _datacomp_named_shards(tmp_path / "in", n=2, per=3))
+    uids = array_to_uids(load_subset(run / "s.npy"))
+    np.save(tmp_path / "dups.npy", np.sort(np.concatenate([load_subset(run / "s.npy")] * 2)))
+    s = export(run, tmp_path / "dups.npy", tmp_path / "out", progress=False)
+    assert (s.written, s.not_in_run, s.selected) == (6, 0, 6)
+
+    save_subset(tmp_path / "empty.npy", [])
+    save_subset(tmp_path / "foreign.npy", ["f" * 32])
+    for sub, why in (("empty.npy", "the subset is empty"), ("foreign.npy", "1 not in its score tables")):
+        r = runner.invoke(app, ["-q", "export", str(run), "--subset", str(tmp_path / sub), "-o", str(tmp_path / "o2")])
+        assert r.exit_code == 3 and "nothing to export" in r.stderr and why in r.stderr, r.stderr
+        assert not (tmp_path / "o2").exists() or not list((tmp_path / "o2").glob("*.tar"))
+
+    r = runner.invoke(app, ["-q", "score", str(tmp_path / "in"), "-o", str(run / "scores" / "x.parquet")])
+    assert r.exit_code == 2 and "inside" in r.stderr and not (run / "scores" / "x.parquet").exists(), r.stderr
+
+    table = run / "scores" / "00000000.parquet"
+    table.write_bytes(table.read_bytes()[:-100])  # truncated: no footer
+    r = runner.invoke(app, ["-q", "export", str(run), "--subset", str(run / "s.npy"), "-o", str(tmp_path / "o3")])
+    assert r.exit_code == 2 and str(table) in r.stderr and "corrupt or truncated" in r.stderr, r.stderr
+    assert len(uids) == 6

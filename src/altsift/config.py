@@ -136,6 +136,8 @@ def safe_yaml_load(text: str, where: str = "YAML") -> Any:
         raise ConfigError(f"{where} is not valid YAML: {_cut(str(e), 300)}") from None
     except RecursionError:
         raise ConfigError(f"{where} is nested too deeply; refused") from None
+    except ValueError as e:  # e.g. an integer of more than 4300 digits (Python's int conversion limit)
+        raise ConfigError(f"{where} holds a value that cannot be read ({_cut(str(e), 120)}); refused") from None
 
 
 def _cut(s: str, limit: int) -> str:

@@ -69,6 +69,14 @@ def checked_pool_files(source: str | Path) -> tuple[list[Path], str]:
     return files, kind
 
 
+def read_table_checked(path: Path, columns: Sequence[str] | None = None) -> pa.Table:
+    """``pq.read_table`` where a corrupt or truncated file is a ConfigError naming it."""
+    try:
+        return pq.read_table(path, columns=None if columns is None else list(columns))
+    except _READ_ERRORS as e:
+        raise _bad_file(path, e) from None
+
+
 def _bad_file(path: Path, e: BaseException) -> ConfigError:
     msg = str(e).splitlines()[0] if str(e) else type(e).__name__
     return ConfigError(

@@ -42,6 +42,7 @@ from tqdm import tqdm
 
 from altsift.errors import ConfigError, IncompleteError
 from altsift.io import tables
+from altsift.io.pool import checked_pool_files, read_table_checked
 from altsift.io.schema import BASE_COLUMNS
 from altsift.io.shards import IMAGE_EXTS, ReadLimits, open_shard
 from altsift.io.sources import shard_identity
@@ -229,9 +230,16 @@ def export(run_dir: str | Path, subset: str | Path | np.ndarray | Sequence[str],
         raise ConfigError(f"shard size must be at least 1, got {shard_size}")
     roots = parse_source_roots(r if isinstance(r, str) else "=".join(r) for r in (source_roots or []))
     files = tables.list_tables(run_dir)
+    if files:
+        files, _ = checked_pool_files(run_dir)  # a corrupt table is named (exit 2), not a traceback
     if not files:
         raise ConfigError(f"no score tables in {run_dir}/scores")
     uids = _as_subset(subset)
+    if len(uids) > 1:
+        distinct = np.concatenate([[True], uids[1:] != uids[:-1]])  # sorted: repeats are neighbours
+        if not distinct.all():
+            log.warning("%d uids appear more than once in the subset; each is exported once", int((~distinct).sum()))
+            uids = uids[distinct]
     recorded = recorded_sources(run_dir, files)
     sources = {stem: remap(p, roots) for stem, p in recorded.items()}
     manifest = check_target(run_dir, out_dir, [*recorded.values(), *sources.values()], overwrite)
@@ -249,7 +257,7 @@ def export(run_dir: str | Path, subset: str | Path | np.ndarray | Sequence[str],
     found_any: set[str] = set()
     todo = 0
     for f in files:
-        t = pq.read_table(f, columns=["uid", "status"])
+        t = read_table_checked(f, ["uid", "status"])
         if t.num_rows == 0:
             continue
         u = t.column("uid").to_pylist()
@@ -266,6 +274,11 @@ def export(run_dir: str | Path, subset: str | Path | np.ndarray | Sequence[str],
             todo += int(sel.sum())
     not_in_run = int(len(uids)) - len(found_any)
     not_ok = len(found_any) - len(seen)
+    if not todo:
+        why = ("the subset is empty" if not len(uids) else
+               f"none of the subset's {len(uids)} uids is an ok sample of this run ({not_in_run} not in its score "
+               f"tables, {not_ok} with a non-ok status)")
+        raise IncompleteError(f"nothing to export: {why}; nothing was written to {out_dir}")
     if caption_column and not captions:
         names = set(pq.read_schema(files[0]).names)
         if caption_column not in names:
@@ -294,7 +307,7 @@ def export(run_dir: str | Path, subset: str | Path | np.ndarray | Sequence[str],
         total=todo, unit="sample", desc="export", disable=not progress, dynamic_ncols=True
     ) as bar:
         for f, src, sel in plan:
-            df = pq.read_table(f).to_pandas()
+            df = read_table_checked(f).to_pandas()
             if caption_column and not captions and caption_column not in df.columns:
                 raise ConfigError(f"caption column '{caption_column}' is not in {f.name}")
             signal_cols = [c for c in df.columns if c not in BASE_COLUMNS]

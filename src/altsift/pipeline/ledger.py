@@ -75,6 +75,11 @@ def ensure_run_dir(run_dir: Path) -> None:
     """Create the run directory and check it is a writable directory (before any model loads)."""
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--out {run_dir} is a file; the run directory must be a directory")
+    inside = next((anc for anc in run_dir.resolve().parents
+                   if anc.name in ("scores", "arrays") and (anc.parent / "scores").is_dir()), None)
+    if inside is not None:
+        raise ConfigError(f"--out {run_dir} is inside {inside}, a run's own folder: its files would be taken for "
+                          f"score tables. Give a run directory of its own, e.g. beside {inside.parent}")
     with environment_guard(f"creating the run directory {run_dir}"):
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
