@@ -56,6 +56,11 @@ def test_score_select_export_report_round_trip(tmp_path):
     top = altsift.open_run(tmp_path / "run").select(top_fraction={"caption_num_chars": 0.5})
     assert 0 < len(top) < 8 and set(top.uids) <= set(sub.uids)
     assert list(top.to_pandas()["uid"]) == top.uids
+    few = top.to_pandas(columns=["uid", "caption_num_chars"])  # only these columns, selected rows only
+    assert list(few.columns) == ["uid", "caption_num_chars"] and list(few["uid"]) == top.uids
+    chars = dict(zip(df["uid"], df["caption_num_chars"], strict=True))
+    assert list(few["caption_num_chars"]) == [chars[u] for u in top.uids]
+    assert few["caption_num_chars"].min() > min(chars.values())
 
     # export an unsaved subset, then a saved one; both read back with every uid
     s1 = run.export(top, tmp_path / "e1", progress=False)
@@ -71,6 +76,11 @@ def test_score_select_export_report_round_trip(tmp_path):
     assert rep == tmp_path / "run" / "report.md" and "preset basic_filter" in rep.read_text().replace("\\_", "_")
     rep2 = run.report(top, out=tmp_path / "top.md")  # unsaved subset: reported without writing into the run
     assert rep2.exists() and not (tmp_path / "run" / "subset.json").exists()
+    pytest.importorskip("matplotlib")
+    page = run.report([sub, top], out=tmp_path / "cmp.html", images=False)  # the visual page, A vs B
+    html = page.read_text()
+    assert page == tmp_path / "cmp.html" and html.startswith("<!DOCTYPE html>") and "Compare" in html
+    assert not list((tmp_path / "run").glob("subset*"))
 
 
 def test_score_pairs_in_memory_matches_scoring_the_same_pairs_from_a_shard(tmp_path):

@@ -238,6 +238,7 @@ class Run:
 
     @property
     def columns(self) -> list[str]:
+        """Column names of the pool (from the table footers; nothing is read)."""
         return list(self.schema.names)
 
     def dataset(self) -> Any:
@@ -255,9 +256,11 @@ class Run:
         return self.dataset().to_table(columns=list(columns) if columns is not None else None)
 
     def to_pandas(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """The pool as a pandas DataFrame, reading only ``columns`` (default: all; mind the memory)."""
         return self.table(columns).to_pandas()
 
     def to_polars(self, columns: Sequence[str] | None = None) -> Any:
+        """The pool as a polars DataFrame (zero-copy from arrow), reading only ``columns``."""
         try:
             import polars as pl
         except ImportError:
@@ -280,9 +283,11 @@ class Run:
         """Reshard ``subset`` into webdataset shards under ``out`` (see :func:`altsift.export`)."""
         return export(self, subset, out, **kwargs)
 
-    def report(self, subset: Subset | PathLike | None = None, out: PathLike | None = None) -> Path:
-        """Write the markdown report (default ``RUN_DIR/report.md``); returns its path."""
-        return report(self, subset, out)
+    def report(self, subset: Subset | PathLike | Sequence[Subset | PathLike] | None = None,
+               out: PathLike | None = None, **kwargs: Any) -> Path:
+        """Write the markdown report (default ``RUN_DIR/report.md``) or, with ``out="….html"``, the visual
+        page comparing up to two subsets (see :func:`altsift.api.report`); returns its path."""
+        return report(self, subset, out, **kwargs)
 
 
 def open_run(path: PathLike) -> Run:
@@ -327,9 +332,24 @@ class Subset:
         """Extra per-row columns a preset produced (e.g. ``caption``), for the selected rows."""
         return {c: v[self._sel.mask] for c, v in self._sel.columns.items()}
 
-    def to_pandas(self) -> pd.DataFrame:
-        """The selected rows of the pool (every column of the score tables), with any preset columns."""
-        out = self.run.to_pandas().loc[self._sel.mask].reset_index(drop=True)
+    def to_pandas(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """The selected rows of the pool, reading only ``columns`` (default: every column of the score
+        tables), with any preset columns. The pool is streamed: memory holds the selected rows only."""
+        import pyarrow as pa
+
+        if columns is not None:
+            missing = [c for c in columns if c not in self.run.columns]
+            if missing:
+                raise ConfigError(f"column(s) {', '.join(missing)} not in {self.run.path}")
+        mask, at, parts = self._sel.mask, 0, []
+        ds = self.run.dataset()
+        for batch in ds.to_batches(columns=list(columns) if columns is not None else None):
+            m = mask[at:at + batch.num_rows]
+            at += batch.num_rows
+            if m.any():
+                parts.append(batch.filter(pa.array(m)))
+        schema = ds.schema if columns is None else pa.schema([ds.schema.field(c) for c in columns])
+        out = pa.Table.from_batches(parts, schema=schema).to_pandas()
         for c, v in self.columns.items():
             out[c] = list(v)
         return out
@@ -382,19 +402,42 @@ def select(run: Run | PathLike, **kwargs: Any) -> Subset:
     return (run if isinstance(run, Run) else open_run(run)).select(**kwargs)
 
 
-def report(run: Run | PathLike, subset: Subset | PathLike | None = None, out: PathLike | None = None) -> Path:
-    """Write the markdown report of a run (and a selection); returns the report's path."""
-    from altsift.report.summary import write_report
+def report(run: Run | PathLike, subset: Subset | PathLike | Sequence[Subset | PathLike] | None = None,
+           out: PathLike | None = None, *, images: bool = True, progress: bool = False) -> Path:
+    """Write a report of a run and its selections; returns the report's path.
 
+    ``out`` ending in ``.html`` writes the visual page (plots, thumbnails streamed from the shards unless
+    ``images=False``, and the first two subsets side by side; needs matplotlib, the ``[report]`` extra);
+    otherwise the markdown report (default ``RUN_DIR/report.md``, with ``report.json`` beside it), which
+    explains the first subset. ``subset``: a Subset, a subset ``.npy``/``.json`` path, or a list of them.
+    """
     run_dir = run.path if isinstance(run, Run) else Path(run)
-    if isinstance(subset, Subset):
-        if subset.path is None:  # the report reads the selection's .json: keep an unsaved one in a temp dir
-            with tempfile.TemporaryDirectory(prefix="altsift-subset-") as tmp:
-                tmp_subset = Subset(subset.run, subset._pool, subset._sel, subset._req)
-                tmp_subset.save(Path(tmp) / "subset.npy")
-                return write_report(run_dir, tmp_subset.path, Path(out) if out else None)
-        subset = subset.path
-    return write_report(run_dir, Path(subset) if subset is not None else None, Path(out) if out else None)
+    items = list(subset) if isinstance(subset, list | tuple) else ([] if subset is None else [subset])
+    out_path = Path(out) if out is not None else None
+    html = out_path is not None and out_path.suffix in (".html", ".htm")
+    with tempfile.TemporaryDirectory(prefix="altsift-subset-") as tmp:
+        paths: list[Path] = []
+        for i, item in enumerate(items):
+            if isinstance(item, Subset):
+                if item.path is None:  # the report reads the selection's .json: keep an unsaved one in a temp dir
+                    saved = Subset(item.run, item._pool, item._sel, item._req)
+                    saved.save(Path(tmp) / f"subset{i}.npy")
+                    item = saved
+                paths.append(item.path)  # type: ignore[arg-type]
+            else:
+                paths.append(Path(item))
+        if html:
+            try:
+                from altsift.report.html import write_html
+            except ModuleNotFoundError as e:
+                if e.name != "matplotlib":
+                    raise
+                raise ConfigError("the HTML report draws its plots with matplotlib: pip install 'altsift[report]' "
+                                  "(or write the markdown report: out='report.md')") from None
+            return write_html(run_dir, paths, out_path, images=images, progress=progress)
+        from altsift.report.summary import write_report
+
+        return write_report(run_dir, paths[0] if paths else None, out_path)
 
 
 # ----------------------------------------------------------------------------- catalogues
