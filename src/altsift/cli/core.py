@@ -30,7 +30,7 @@ def score(
     out: Path = typer.Option(..., "--out", "-o", help="Run directory; scores go to OUT/scores/<shard>.parquet."),
     signals: str | None = typer.Option(None, "--signals", "-s", help="Comma-separated signals, e.g. basic,clip,sieve (default: the config's `signals:`, else basic). Requirements are added."),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML config with signal options (e.g. configs/sieve.yaml)."),
-    set_: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
+    set_: list[str] | None = typer.Option(None, "--set", metavar="KEY=VALUE", help=SET_HELP),
     retry_errors: bool = typer.Option(False, help="Retry what failed last time: re-read shards with read errors (e.g. truncated tars) and recompute signals on rows marked error_<signal>."),
     runner: str | None = typer.Option(None, help="local (default) or ray: run signals as Ray Data actors."),
 ) -> dict:
@@ -92,14 +92,14 @@ WHERE_HELP = (
 @output.command
 def select(
     run_dir: Path = typer.Argument(..., help="A run directory, or a folder of DataComp metadata parquet (+ .npz)."),
-    where: list[str] | None = typer.Option(None, "--where", "-w", help=WHERE_HELP),
-    top_fraction: list[str] | None = typer.Option(None, "--top-fraction", "-t", help="COLUMN=F: keep the pool-wide top fraction F (DataComp get_threshold). Repeatable, one per column."),
+    where: list[str] | None = typer.Option(None, "--where", "-w", metavar="EXPR", help=WHERE_HELP),
+    top_fraction: list[str] | None = typer.Option(None, "--top-fraction", "-t", metavar="COLUMN=F", help="COLUMN=F: keep the pool-wide top fraction F (DataComp get_threshold). Repeatable, one per column."),
     fuse: str | None = typer.Option(None, "--fuse", help="COL=W,COL=W: min-max normalise each column over the pool and sum with weights (sum 1) into column 'fused' (SIEVE)."),
-    preset: list[str] | None = typer.Option(None, "--preset", "-p", help="A named recipe: no_filter, basic_filter, clip_score, laion2b, text_based, image_based, sieve, mix_*, parrot_text_filter ... (see 'altsift presets'). Repeatable: several presets are AND-ed."),
-    set_: list[str] | None = typer.Option(None, "--set", help="Preset options as KEY=VALUE (one preset) or PRESET.KEY=VALUE, e.g. --set fraction=0.3, --set clip_score.arch=l14."),
-    and_: list[Path] | None = typer.Option(None, "--and", help="Keep only rows whose uid is in this subset .npy. Repeatable."),
-    or_: list[Path] | None = typer.Option(None, "--or", help="Also keep the (eligible) rows whose uid is in this subset .npy. Repeatable; applied last."),
-    not_: list[Path] | None = typer.Option(None, "--not", help="Drop rows whose uid is in this subset .npy. Repeatable."),
+    preset: list[str] | None = typer.Option(None, "--preset", "-p", metavar="NAME", help="A named recipe: no_filter, basic_filter, clip_score, laion2b, text_based, image_based, sieve, mix_*, parrot_text_filter ... (see 'altsift presets'). Repeatable: several presets are AND-ed."),
+    set_: list[str] | None = typer.Option(None, "--set", metavar="KEY=VALUE", help="Preset options as KEY=VALUE (one preset) or PRESET.KEY=VALUE, e.g. --set fraction=0.3, --set clip_score.arch=l14."),
+    and_: list[Path] | None = typer.Option(None, "--and", metavar="SUBSET.npy", help="Keep only rows whose uid is in this subset .npy. Repeatable."),
+    or_: list[Path] | None = typer.Option(None, "--or", metavar="SUBSET.npy", help="Also keep the (eligible) rows whose uid is in this subset .npy. Repeatable; applied last."),
+    not_: list[Path] | None = typer.Option(None, "--not", metavar="SUBSET.npy", help="Drop rows whose uid is in this subset .npy. Repeatable."),
     verdicts: bool = typer.Option(False, "--verdicts", help="Also write OUT.verdicts.parquet: uid + one true/false column per preset, for every pool row."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Subset .npy to write (default RUN_DIR/subset.npy, or ./subset.npy for metadata); a .json summary is written beside it."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing subset (and its .json / side files)."),
@@ -110,6 +110,8 @@ def select(
     any intersection.
 
     Examples:
+
+    \b
       altsift select RUN --where basic_pass --top-fraction clip_score=0.3
       altsift select RUN --fuse sieve_score=0.5,clip_score=0.5 --top-fraction fused=0.2
       altsift select RUN --preset clip_score --set fraction=0.3
@@ -172,9 +174,9 @@ def export(
     caption_column: str | None = typer.Option(None, "--caption-column", help="Column whose text becomes the .txt (e.g. 'caption' from a mixing preset); the original caption stays in the json."),
     shard_size: int = typer.Option(10_000, "--shard-size", min=1, help="Samples per output shard."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the files an earlier export listed in OUT/.altsift-export.json (and nothing else)."),
-    source_root: list[str] | None = typer.Option(None, "--source-root", help="OLD=NEW: read source shards recorded under path prefix OLD from NEW instead (shards moved since scoring). Repeatable."),
+    source_root: list[str] | None = typer.Option(None, "--source-root", metavar="OLD=NEW", help="OLD=NEW: read source shards recorded under path prefix OLD from NEW instead (shards moved since scoring). Repeatable."),
     config: Path | None = typer.Option(None, "--config", "-c", help="The run's YAML config: its score.storage_options (object-store credentials, endpoint) and byte limits are used to read the source shards."),
-    set_: list[str] | None = typer.Option(None, "--set", help="KEY=VALUE over the config, e.g. score.storage_options.client_kwargs.endpoint_url=http://127.0.0.1:9000 (repeatable)."),
+    set_: list[str] | None = typer.Option(None, "--set", metavar="KEY=VALUE", help="KEY=VALUE over the config, e.g. score.storage_options.client_kwargs.endpoint_url=http://127.0.0.1:9000 (repeatable)."),
 ) -> dict:
     """Reshard the selected samples into {:08d}.tar webdataset shards with the signal values in the json.
 
@@ -268,7 +270,7 @@ def run_config(config: Path, set_: list[str] | None = None, progress: bool = Tru
 @output.command
 def run(
     config: Path = typer.Argument(..., help="YAML config with inputs, run_dir, signals, select and export sections."),
-    set_: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
+    set_: list[str] | None = typer.Option(None, "--set", metavar="KEY=VALUE", help=SET_HELP),
 ) -> dict:
     """Score, select and export from one validated YAML file (e.g. configs/sieve.yaml; `altsift demo` writes another to OUT/demo.yaml)."""
     result = run_config(config, set_, progress=output.progress_enabled())

@@ -25,7 +25,7 @@ def report(
     run_dir: Path = typer.Argument(..., help="A run directory (or a folder of DataComp metadata parquet)."),
     subset: list[Path] | None = typer.Option(
         None,
-        "--subset",
+        "--subset", metavar="SUBSET.npy",
         help="Selection to explain: its .npy or .json; repeat to compare two subsets side by side "
         "(default RUN_DIR/subset.npy if present).",
     ),
@@ -45,7 +45,10 @@ def report(
     funnel, thumbnails of top / bottom / borderline samples and of what each step removed, Parrot
     statistics with OCR boxes, clusters, and two subsets side by side.
 
-    The HTML page is one self-contained file that opens offline. Examples:
+    The HTML page is one self-contained file that opens offline.
+
+    \b
+    Examples:
       altsift report RUN                                   # RUN/report.html + RUN/report.md
       altsift report RUN --subset A.npy --subset B.npy -o compare.html
     """
@@ -92,7 +95,7 @@ def report(
 def stats(
     run_dir: Path = typer.Argument(..., help="A run scored with the 'ocr' and 'parrot' signals."),
     subset: list[Path] | None = typer.Option(
-        None, "--subset", help="Also give caption statistics (trigrams, nouns, CLIP score) for these subsets."
+        None, "--subset", metavar="SUBSET.npy", help="Also give caption statistics (trigrams, nouns, CLIP score) for these subsets."
     ),
     ) -> dict:
     """Dataset statistics: Parrot's Table 1 (share of images with text, CoTR over all images and over
