@@ -7,12 +7,14 @@
     subset.save("runs/pool/basic.npy")
     run.export(subset, "export/basic")                  # webdataset shards, DataComp layout
     run.report(subset)                                   # markdown report
+    run.report([subset, other], out="compare.html")      # the visual page
 
     table = altsift.score([(pil_image, "a caption"), ...], signals=["basic"])   # in memory, no files
 
 A thin facade over the pipeline's public functions (``pipeline.score.score``, ``select.core.run_selection`` /
-``write_selection``, ``pipeline.export.export``, ``report.summary.write_report``): the CLI calls the same
-functions, so both behave alike. Errors are :class:`altsift.errors.AltsiftError` subclasses with a
+``write_selection``, ``pipeline.export.export``, ``report.summary.write_report`` / ``report.html.write_html``).
+The CLI's ``score``, ``select``, ``export``, ``report`` and ``run`` are a layer over this module (they parse
+options and print; the work happens here), so both behave alike. Errors are :class:`altsift.errors.AltsiftError` subclasses with a
 user-facing message and an ``exit_code``.
 """
 
@@ -51,14 +53,21 @@ def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any
     return base
 
 
-def build_run_config(signals: str | Sequence[str] | None = None, config: PathLike | Mapping[str, Any] | None = None,
+def build_run_config(signals: str | Sequence[str] | None = None,
+                     config: PathLike | Mapping[str, Any] | RunConfig | None = None,
                      options: Mapping[str, Any] | None = None, progress: bool | None = None) -> RunConfig:
     """A validated :class:`~altsift.config.RunConfig` from a YAML path or dict, plus ``options`` overrides.
 
     ``options`` is a nested dict in the config's layout, e.g. ``{"basic": {"min_words": 1},
-    "score": {"batch_size": 32}}``; ``signals`` replaces the config's ``signals:`` list.
+    "score": {"batch_size": 32}}``; ``signals`` replaces the config's ``signals:`` list. A ``RunConfig``
+    (e.g. from :func:`altsift.config.build_config`) is used as it is when nothing overrides it.
     """
-    from altsift.config import build_config, load_config_tree
+    from altsift.config import RunConfig, build_config, load_config_tree
+
+    if isinstance(config, RunConfig):
+        if signals is None and not options and progress is None:
+            return config
+        config = config.model_dump(mode="json", exclude_unset=True)
 
     tree = load_config_tree(config) if isinstance(config, str | Path) else copy.deepcopy(dict(config or {}))
     _deep_merge(tree, options or {})
@@ -78,7 +87,7 @@ def _is_pairs(inputs: Any) -> bool:
 
 
 def score(inputs: PathLike | Sequence[PathLike] | Sequence[tuple[Any, str | None]], out: PathLike | None = None, *,
-          signals: str | Sequence[str] | None = None, config: PathLike | Mapping[str, Any] | None = None,
+          signals: str | Sequence[str] | None = None, config: PathLike | Mapping[str, Any] | RunConfig | None = None,
           options: Mapping[str, Any] | None = None, retry_errors: bool = False, progress: bool | None = None,
           uids: Sequence[str] | None = None, as_arrow: bool = False) -> Run | pd.DataFrame | pa.Table:
     """Score shards into a run directory (returns the :class:`Run`), or (image, caption) pairs in memory.
@@ -87,7 +96,8 @@ def score(inputs: PathLike | Sequence[PathLike] | Sequence[tuple[Any, str | None
     as ``altsift score``). Pairs: ``inputs`` is a list of ``(image, caption)`` tuples (image: a PIL image,
     encoded bytes or a file path; caption: str or None); returns a DataFrame (``as_arrow``: a pyarrow
     Table) with one row per pair, see :func:`score_pairs`. ``progress``: show bars (default: the
-    config's ``score.progress``, on unless set off).
+    config's ``score.progress``, on unless set off). The score summary of a shard run is ``run.last_score``
+    (shards scored / skipped / with errors, statuses; ``.incomplete`` when a shard failed).
     """
     if _is_pairs(inputs):
         if out is not None:
@@ -101,7 +111,7 @@ def score(inputs: PathLike | Sequence[PathLike] | Sequence[tuple[Any, str | None
     cfg = build_run_config(signals, config, options, progress)
     specs = [str(inputs)] if isinstance(inputs, str | Path) else [str(p) for p in inputs]
     summary = run_score(specs, Path(out), cfg.signals, cfg, retry_errors=retry_errors)
-    run = open_run(out)
+    run = Run(out, allow_empty=True)
     run.last_score = summary
     return run
 
@@ -217,11 +227,16 @@ def score_pairs(pairs: Iterable[tuple[Any, str | None]], *, signals: str | Seque
 class Run:
     """A run directory (or a folder of DataComp metadata parquet) opened for reading and selecting."""
 
-    def __init__(self, path: PathLike) -> None:
+    def __init__(self, path: PathLike, *, allow_empty: bool = False) -> None:
         from altsift.io.tables import pool_files
 
         self.path = Path(path)
-        self.files, self.kind = pool_files(self.path)  # ConfigError when it is neither
+        try:
+            self.files, self.kind = pool_files(self.path)  # ConfigError when it is neither
+        except ConfigError:
+            if not (allow_empty and self.path.is_dir()):
+                raise
+            self.files, self.kind = [], "run"  # a score run that wrote no table (every shard failed)
         self.last_score: Any = None
 
     def __repr__(self) -> str:
@@ -269,15 +284,47 @@ class Run:
 
     def select(self, preset: str | None = None, where: str | Sequence[str] | None = None,
                top_fraction: Mapping[str, float] | None = None, fuse: Mapping[str, float] | None = None,
-               options: Mapping[str, Any] | None = None) -> Subset:
-        """Choose a subset (the CLI's ``select``): conditions are AND-ed and computed pool-wide."""
-        from altsift.select.core import SelectRequest, run_selection
+               options: Mapping[str, Any] | None = None, *, presets: Mapping[str, Mapping[str, Any]] | None = None,
+               and_: Sequence[Subset | PathLike] = (), or_: Sequence[Subset | PathLike] = (),
+               not_: Sequence[Subset | PathLike] = (), verdicts: bool = False, out: PathLike | None = None,
+               overwrite: bool = False, progress: bool = False) -> Subset:
+        """Choose a subset (the CLI's ``select``): conditions are AND-ed and computed pool-wide.
+
+        ``preset`` + ``options``: one preset; ``presets``: several, ``{name: options}`` (AND-ed).
+        ``and_`` / ``not_`` / ``or_``: saved subsets (Subset or ``.npy``) to intersect with, remove, or add
+        (after every pool-wide threshold). ``verdicts``: keep each preset's own verdict as a column.
+        ``out``: save there (checked before anything is read; ``overwrite`` to replace a subset).
+        """
+        from altsift.select.core import SelectRequest
+
+        def saved(items: Sequence[Subset | PathLike]) -> list[str | Path]:
+            paths = []
+            for it in items:
+                if isinstance(it, Subset) and it.path is None:
+                    raise ConfigError("a Subset used in and_/or_/not_ must be saved first (subset.save(path))")
+                paths.append(it.path if isinstance(it, Subset) else Path(it))
+            return paths  # type: ignore[return-value]
 
         req = SelectRequest(where=[where] if isinstance(where, str) else list(where or []),
                             top_fraction=dict(top_fraction or {}), fuse=dict(fuse or {}), preset=preset,
-                            preset_options=dict(options or {}))
-        pool, sel = run_selection(self.path, req)
-        return Subset(self, pool, sel, req)
+                            preset_options=dict(options or {}),
+                            presets={k: dict(v or {}) for k, v in (presets or {}).items()},
+                            and_subsets=saved(and_), or_subsets=saved(or_), not_subsets=saved(not_),
+                            verdicts=verdicts)
+        return self.select_request(req, out=out, overwrite=overwrite, progress=progress)
+
+    def select_request(self, request: Any, out: PathLike | None = None, overwrite: bool = False,
+                       progress: bool = False) -> Subset:
+        """Apply a prepared :class:`altsift.select.core.SelectRequest` (as ``altsift run`` does with a
+        config's ``select:`` section); ``out`` is checked before anything is read and saved after."""
+        from altsift.select.core import check_output, run_selection
+
+        check = (lambda pool: check_output(out, pool, overwrite)) if out is not None else None
+        pool, sel = run_selection(self.path, request, progress=progress, before_read=check)
+        sub = Subset(self, pool, sel, request)
+        if out is not None:
+            sub.save(out, overwrite=overwrite)
+        return sub
 
     def export(self, subset: Subset | PathLike | Sequence[str], out: PathLike, **kwargs: Any) -> ExportSummary:
         """Reshard ``subset`` into webdataset shards under ``out`` (see :func:`altsift.export`)."""
@@ -403,13 +450,14 @@ def select(run: Run | PathLike, **kwargs: Any) -> Subset:
 
 
 def report(run: Run | PathLike, subset: Subset | PathLike | Sequence[Subset | PathLike] | None = None,
-           out: PathLike | None = None, *, images: bool = True, progress: bool = False) -> Path:
+           out: PathLike | None = None, *, images: bool = True, progress: bool = False, **layout: Any) -> Path:
     """Write a report of a run and its selections; returns the report's path.
 
     ``out`` ending in ``.html`` writes the visual page (plots, thumbnails streamed from the shards unless
     ``images=False``, and the first two subsets side by side; needs matplotlib, the ``[report]`` extra);
     otherwise the markdown report (default ``RUN_DIR/report.md``, with ``report.json`` beside it), which
     explains the first subset. ``subset``: a Subset, a subset ``.npy``/``.json`` path, or a list of them.
+    ``layout`` (HTML only): ``scatter=("x", "y")``, ``per_grid`` (thumbnails per grid), ``max_thumbs``.
     """
     run_dir = run.path if isinstance(run, Run) else Path(run)
     items = list(subset) if isinstance(subset, list | tuple) else ([] if subset is None else [subset])
@@ -434,7 +482,9 @@ def report(run: Run | PathLike, subset: Subset | PathLike | Sequence[Subset | Pa
                     raise
                 raise ConfigError("the HTML report draws its plots with matplotlib: pip install 'altsift[report]' "
                                   "(or write the markdown report: out='report.md')") from None
-            return write_html(run_dir, paths, out_path, images=images, progress=progress)
+            return write_html(run_dir, paths, out_path, images=images, progress=progress, **layout)
+        if layout:
+            raise ConfigError(f"{', '.join(layout)}: options of the HTML report (out='report.html')")
         from altsift.report.summary import write_report
 
         return write_report(run_dir, paths[0] if paths else None, out_path)

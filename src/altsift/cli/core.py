@@ -41,7 +41,7 @@ def score(
     Exit codes: 0 done; 2 bad option or a model that does not load (nothing scored); 3 a shard failed
     (see OUT/score_summary.json, rerun to retry); 4 disk full, read-only or permission denied.
     """
-    from altsift.pipeline.score import score as run_score
+    from altsift import api
 
     tree = load_config_tree(config)
     if signals is not None:
@@ -52,7 +52,7 @@ def score(
     if not output.progress_enabled():
         tree.setdefault("score", {})["progress"] = False
     cfg = build_config(tree, "config" if config is None else str(config))
-    summary = run_score(list(inputs), out, cfg.signals, cfg, retry_errors=retry_errors)
+    summary = api.score(list(inputs), out, config=cfg, retry_errors=retry_errors).last_score
     _print_score_summary(summary, out)
     if summary.incomplete:
         err = IncompleteError(
@@ -117,7 +117,7 @@ def select(
       altsift select RUN --preset clip_score --set fraction=0.3
       altsift select RUN --preset clip_score --preset image_based --not RUN/seen.npy
     """
-    from altsift.select.core import SelectRequest, parse_pairs
+    from altsift.select.core import parse_pairs
 
     names = list(dict.fromkeys(preset or []))
     if len(names) != len(preset or []):
@@ -134,30 +134,22 @@ def select(
             want = f"PRESET.KEY=VALUE with PRESET one of {', '.join(names)}" if len(names) > 1 else \
                 f"KEY=VALUE or {names[0]}.KEY=VALUE"
             raise ConfigError(f"--set for select takes {want}, got {'.'.join(path)}")
-    req = SelectRequest(
-        where=list(where or []),
-        top_fraction=parse_pairs(top_fraction, "--top-fraction"),
-        fuse=parse_pairs([fuse] if fuse else [], "--fuse"),
-        presets=opts,
-        and_subsets=list(and_ or []),
-        or_subsets=list(or_ or []),
-        not_subsets=list(not_ or []),
-        verdicts=verdicts,
-    )
-    return _do_select(run_dir, req, out, overwrite=overwrite, progress=output.progress_enabled())
+    from altsift import api
+
+    target = out or _default_subset(run_dir)
+    sub = api.open_run(run_dir).select(
+        where=list(where or []), top_fraction=parse_pairs(top_fraction, "--top-fraction"),
+        fuse=parse_pairs([fuse] if fuse else [], "--fuse"), presets=opts, and_=list(and_ or []),
+        or_=list(or_ or []), not_=list(not_ or []), verdicts=verdicts, out=target, overwrite=overwrite,
+        progress=output.progress_enabled())
+    return _select_done(sub.summary, target)
 
 
 def _default_subset(run_dir: Path) -> Path:
     return run_dir / "subset.npy" if (run_dir / "scores").is_dir() else Path("subset.npy")
 
 
-def _do_select(run_dir: Path, req, out: Path | None, overwrite: bool = False, progress: bool = True) -> dict:
-    from altsift.select.core import check_output, run_selection, write_selection
-
-    target = out or _default_subset(run_dir)
-    pool, sel = run_selection(run_dir, req, progress=progress,
-                              before_read=lambda p: check_output(target, p, overwrite))  # fmt: skip
-    summary = write_selection(pool, sel, target, run_dir, overwrite=overwrite, request=req)
+def _select_done(summary: dict, target: Path) -> dict:
     for s in summary["steps"]:
         alone = "" if s["kept_alone"] is None else f"kept {s['kept_alone']} alone, "
         output.info(f"  {s['name']}: {alone}{s['kept_cumulative']} so far")
@@ -204,12 +196,14 @@ def _abs(p: str) -> Path:
 
 def _html_report(run_dir: Path, subset: Path, progress: bool) -> str | None:
     """The visual report beside report.md when the [report] extra is installed (else a note, not an error)."""
+    from altsift import api
+
     try:
-        from altsift.report.html import write_html
+        import matplotlib  # noqa: F401 - the page's plots
     except ModuleNotFoundError as e:
         output.info(f"no report.html: {e.name} is not installed (pip install 'altsift[report]')")
         return None
-    path = write_html(run_dir, [subset], run_dir / "report.html", progress=progress)
+    path = api.report(run_dir, subset, run_dir / "report.html", progress=progress)
     output.info(f"report -> {path}")
     return str(path)
 
@@ -222,11 +216,9 @@ def run_config(config: Path, set_: list[str] | None = None, progress: bool = Tru
     """
     from dataclasses import asdict
 
+    from altsift import api
     from altsift.io.shards import ReadLimits, expand_inputs
     from altsift.pipeline.export import check_target, parse_source_roots, remap
-    from altsift.pipeline.export import export as run_export
-    from altsift.pipeline.score import score as run_score
-    from altsift.report.summary import write_report
     from altsift.select.core import check_output, make_preset, request_from_options
 
     tree = load_config_tree(config)
@@ -249,16 +241,18 @@ def run_config(config: Path, set_: list[str] | None = None, progress: bool = Tru
         roots = parse_source_roots(cfg.export.source_roots)
         paths = expand_inputs(inputs, cfg.score.storage_options)  # absolute paths or URLs
         check_target(run_dir, to, [*paths, *(remap(p, roots) for p in paths)], overwrite=cfg.export.overwrite)
-    summary = run_score(inputs, run_dir, cfg.signals, cfg)
+    run = api.score(inputs, run_dir, config=cfg)
+    summary = run.last_score
     _print_score_summary(summary, run_dir)
-    sel_summary = _do_select(run_dir, req, subset, overwrite=s.overwrite, progress=progress)
-    rep = write_report(run_dir, subset, run_dir / "report.md")
+    sel_summary = _select_done(run.select_request(req, out=subset, overwrite=s.overwrite, progress=progress).summary,
+                               subset)
+    rep = api.report(run, subset, run_dir / "report.md")
     output.info(f"report -> {rep}")
     html = _html_report(run_dir, subset, progress)
     result = {"score": asdict(summary), "select": sel_summary, "report": str(rep), "report_html": html,
               "incomplete_shards": sorted(summary.shards_with_errors) if summary.incomplete else []}
     if to is not None:
-        e = run_export(run_dir, subset, to, caption_column=cfg.export.caption_column, shard_size=cfg.export.shard_size,
+        e = api.export(run, subset, to, caption_column=cfg.export.caption_column, shard_size=cfg.export.shard_size,
                        overwrite=cfg.export.overwrite, source_roots=cfg.export.source_roots, progress=progress,
                        storage_options=cfg.score.storage_options, limits=ReadLimits.from_options(cfg.score))
         output.info(f"exported {e.written} samples in {len(e.shards)} shards to {to}")

@@ -58,33 +58,16 @@ def report(
     base = run_dir if run_dir.is_dir() else run_dir.parent
     if out is not None and out.suffix not in (".html", ".htm", ".md"):
         raise ConfigError(f"--out must end with .html or .md, got {out}")
+    from altsift import api
+
     written: dict[str, str] = {}
     if out is None or out.suffix == ".md":
-        from altsift.report.summary import write_report
-
-        written["markdown"] = str(write_report(run_dir, subsets[0] if subsets else None, out or base / "report.md"))
+        written["markdown"] = str(api.report(run_dir, subsets[:1], out or base / "report.md"))
         output.result(written["markdown"])
     if out is None or out.suffix in (".html", ".htm"):
-        try:
-            from altsift.report.html import write_html
-        except ModuleNotFoundError as e:
-            if e.name != "matplotlib":
-                raise
-            raise ConfigError(
-                "the HTML report draws its plots with matplotlib: pip install 'altsift[report]' "
-                "(or write the text report with -o report.md)"
-            ) from None
-
-        path = write_html(
-            run_dir,
-            subsets,
-            out or base / "report.html",
-            scatter=_scatter(scatter),
-            per_grid=per_grid,
-            max_thumbs=max_thumbs,
-            images=not no_images,
-            progress=output.progress_enabled(),
-        )
+        path = api.report(run_dir, subsets, out or base / "report.html", images=not no_images,
+                          progress=output.progress_enabled(), scatter=_scatter(scatter), per_grid=per_grid,
+                          max_thumbs=max_thumbs)
         written["html"] = str(path)
         output.result(written["html"])
     return written
