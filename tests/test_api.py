@@ -120,3 +120,23 @@ def test_catalogues():
     sigs, pre = altsift.list_signals(), altsift.list_presets()
     assert "basic_pass" in sigs["basic"]["columns"] and sigs["basic"]["options"]["min_words"]["default"] == 2
     assert "clip" in sigs and "fraction" in pre["clip_score"]["options"]
+
+
+def test_api_select_composes_like_the_cli(tmp_path):
+    """Run.select takes what `altsift select` takes: several presets, --and/--not subsets, verdicts, out."""
+    words = ["a", "photo", "of", "a", "red", "car", "parked", "on", "the", "street", "at", "night"]
+    shard = write_tar(tmp_path / "in" / "00000.tar",
+                      [(f"k{j}", sample(j, text=" ".join(words[: 2 + j]))) for j in range(8)])
+    run = altsift.score([str(shard)], out=tmp_path / "run", signals=["basic"], options=OPTS)
+    long = run.select(top_fraction={"caption_num_chars": 0.5}, out=tmp_path / "long.npy")
+    assert long.path == tmp_path / "long.npy" and (tmp_path / "long.json").exists()
+    with pytest.raises(ConfigError, match="overwrite"):
+        run.select(top_fraction={"caption_num_chars": 0.5}, out=tmp_path / "long.npy")
+    both = run.select(presets={"basic_filter": {}, "no_filter": {}}, and_=[long], verdicts=True,
+                      out=tmp_path / "both.npy")
+    assert set(both.uids) == set(long.uids) & set(run.select(preset="basic_filter").uids)
+    assert (tmp_path / "both.verdicts.parquet").exists()
+    rest = run.select(not_=[tmp_path / "long.npy"])
+    assert set(rest.uids) == set(run.select().uids) - set(long.uids)
+    with pytest.raises(ConfigError, match="saved first"):
+        run.select(and_=[run.select(preset="basic_filter")])
