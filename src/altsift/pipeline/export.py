@@ -345,9 +345,10 @@ def export(run_dir: str | Path, subset: str | Path | np.ndarray | Sequence[str],
         log.warning("%d selected uids have a non-ok status in this run (unreadable samples) and were skipped", not_ok)
     if summary.missing:
         err = IncompleteError(
-            f"{summary.missing} of {todo} selected samples were not found in their source shards (the shards "
-            f"changed since scoring?), e.g. {'; '.join(missing_examples[:3])}. The {written} others were exported "
-            f"to {out_dir}; rescore the changed shards, then rerun with --overwrite")
+            f"{summary.missing} of {todo} selected samples were not found (or not readable) in their source shards (the "
+            f"shards changed since scoring, or tighter reader limits?), e.g. {'; '.join(missing_examples[:3])}. "
+            + (f"The {written} others were exported to {out_dir}" if written else "Nothing was exported")
+            + "; rescore the changed shards, then rerun with --overwrite")
         err.summary = summary.to_dict()  # type: ignore[attr-defined]
         raise err
     return summary
