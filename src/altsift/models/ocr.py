@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import shutil
 import subprocess
 import tempfile
@@ -68,6 +69,45 @@ def count_words(boxes: Sequence[TextBox]) -> int:
     return sum(len(b.text.split()) for b in boxes)
 
 
+def split_line(
+    polygon: Sequence[Sequence[float]],
+    text: str,
+    score: float,
+    char_boxes: Sequence[Sequence[Sequence[float]]] | None = None,
+    chars: Sequence[str] | None = None,
+) -> list[TextBox]:
+    """Split a line box into one box per whitespace word, in reading order.
+
+    The line quad ``p0 p1 p2 p3`` (top-left, top-right, bottom-right, bottom-left, any rotation) is cut
+    across its reading axis. Where the recogniser's per-character boxes are given (RapidOCR
+    ``return_word_box``, ``chars`` = its characters, spaces included, matching ``text``), a word spans
+    the projections of its characters' boxes on the axis; otherwise its share of the character
+    positions (character-position geometry: word ``[a, b)`` of ``len(text)`` characters spans
+    ``a / len .. b / len`` of the line).
+    """
+    words = [(m.start(), m.end(), m.group()) for m in re.finditer(r"\S+", text)]
+    poly = np.asarray(polygon, np.float64)
+    if len(words) <= 1 or poly.shape != (4, 2):
+        return [TextBox([(float(x), float(y)) for x, y in poly], text.strip(), float(score))]
+    p0, p1, p2, p3 = poly
+    axis = p1 - p0
+    length2 = float(axis @ axis) or 1.0
+    use_chars = (
+        char_boxes is not None and chars is not None and len(char_boxes) == len(text) and "".join(chars) == text
+    )
+    out = []
+    for a, b, word in words:
+        if use_chars:
+            pts = np.concatenate([np.asarray(char_boxes[k], np.float64).reshape(-1, 2) for k in range(a, b)])
+            t = (pts - p0) @ axis / length2
+            t0, t1 = float(np.clip(t.min(), 0, 1)), float(np.clip(t.max(), 0, 1))
+        else:
+            t0, t1 = a / len(text), b / len(text)
+        quad = [p0 + t0 * (p1 - p0), p0 + t1 * (p1 - p0), p3 + t1 * (p2 - p3), p3 + t0 * (p2 - p3)]
+        out.append(TextBox([(float(x), float(y)) for x, y in quad], word, float(score)))
+    return out
+
+
 class PolygonSpotter:
     """Base for spotters: subclasses implement :meth:`predict`; ``spot`` adds filtering and ordering."""
 
@@ -95,6 +135,9 @@ class RapidOCRSpotter(PolygonSpotter):
     ``det_limit_side_len``/``det_limit_type`` control the detector input size: ``max`` caps the long side
     (no upscaling), ``min`` scales the short side up/down to the value (RapidOCR default: min 736).
     ``threads`` is onnxruntime's intra-op threads per engine; one thread per worker scales best.
+    ``box_level``: ``word`` (default) splits each detected line into word boxes with the recogniser's
+    character positions (:func:`split_line`), so Co-Emb. removal can inpaint single words; ``line``
+    keeps RapidOCR's line boxes.
     """
 
     def __init__(
@@ -106,8 +149,13 @@ class RapidOCRSpotter(PolygonSpotter):
         workers: int = 1,
         min_score: float = 0.5,
         use_cls: bool = True,
+        box_level: str = "word",
     ) -> None:
         from rapidocr_onnxruntime import RapidOCR
+
+        if box_level not in ("word", "line"):
+            raise ValueError(f"box_level must be 'word' or 'line', got {box_level!r}")
+        self.box_level = box_level
 
         kwargs: dict[str, Any] = {
             "det_limit_side_len": int(det_limit_side_len),
@@ -123,9 +171,29 @@ class RapidOCRSpotter(PolygonSpotter):
         self._engines = [RapidOCR(**kwargs) for _ in range(max(1, int(workers)))]
         self._pool = ThreadPoolExecutor(len(self._engines)) if len(self._engines) > 1 else None
 
-    def _run(self, engine: Any, image: Image.Image) -> list[tuple[Any, str, float]]:
-        res, _ = engine(np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1]))  # BGR
-        return [(poly, text, score) for poly, text, score in (res or [])]
+    def _run(self, engine: Any, image: Image.Image) -> list[tuple[Any, ...]]:
+        bgr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
+        if self.box_level == "line":
+            res, _ = engine(bgr)
+            return [(r[0], r[1], r[2]) for r in (res or [])]
+        # passing any keyword resets box_thresh / unclip_ratio / text_score to these values in RapidOCR
+        res, _ = engine(bgr, return_word_box=True, box_thresh=0.5, unclip_ratio=1.6, text_score=self.min_score)
+        return [(r[0], r[1], r[2], r[3] if len(r) > 3 else None, r[4] if len(r) > 4 else None) for r in res or []]
+
+    def spot(self, images: Sequence[Image.Image]) -> list[list[TextBox]]:
+        if self.box_level == "line":
+            return super().spot(images)
+        out = []
+        for raw in self.predict(images):
+            lines = [
+                (TextBox([(float(x), float(y)) for x, y in poly], str(text), float(score)), cb, ch)
+                for poly, text, score, cb, ch in raw
+                if str(text).strip() and float(score) >= self.min_score
+            ]
+            by_id = {id(b): (cb, ch) for b, cb, ch in lines}
+            ordered = reading_order([b for b, _, _ in lines])
+            out.append([w for b in ordered for w in split_line(b.polygon, b.text, b.score, *by_id[id(b)])])
+        return out
 
     def predict(self, images: Sequence[Image.Image]) -> list[list[tuple[Any, str, float]]]:
         if self._pool is None:
@@ -216,7 +284,7 @@ def parse_tesseract_tsv(tsv: str, n_images: int) -> list[list[tuple[Any, str, fl
 def make_spotter(backend: str, model: str, options: dict[str, Any]) -> TextSpotter:
     """Build a spotter; built-in backends get ``options``, plug-in backends go through ``load_model``."""
     if backend in ("rapidocr", "auto"):
-        keys = ("det_limit_side_len", "det_limit_type", "threads", "workers", "min_score", "use_cls")
+        keys = ("det_limit_side_len", "det_limit_type", "threads", "workers", "min_score", "use_cls", "box_level")
         return RapidOCRSpotter(model=model, **{k: v for k, v in options.items() if k in keys})
     if backend == "tesseract":
         lang = "eng" if model in BUNDLED_NAMES else model

@@ -30,6 +30,7 @@ class OCROptions(SignalOptions):
     threads: int = 1
     workers: int = 1
     use_cls: bool = True
+    box_level: Literal["word", "line"] = "word"  # rapidocr: split line boxes into word boxes
     psm: int = 3
     crowded_words: int = 100
 
