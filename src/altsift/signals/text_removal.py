@@ -121,6 +121,7 @@ class TextRemovalOptions(ModelOptions):
     fuzzy_threshold: float = 0.8
     substring_min_len: int = 4
     max_concat: int = 4
+    punct_split: bool = True
     random_baselines: bool = True
     random_source: Literal["shifted", "batch"] = "shifted"
     shift_tries: int = 8  # candidate placements per polygon for random_source=shifted (least text overlap wins)
@@ -173,7 +174,7 @@ class TextRemovalSignal(Signal):
         if not o.score_rows_without_text:
             idx = [i for i in idx if batch["has_text"][i]]
         images, all_polys, co_polys = [], [], []
-        rules = FuzzyRules(o.fuzzy_threshold, o.substring_min_len, o.max_concat)
+        rules = FuzzyRules(o.fuzzy_threshold, o.substring_min_len, o.max_concat, o.punct_split)
         for i in idx:
             im = batch["image"][i].convert("RGB")
             polys = as_polygons(batch["ocr_polygons"][i])
