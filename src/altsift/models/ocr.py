@@ -171,6 +171,7 @@ class RapidOCRSpotter(PolygonSpotter):
         second_pass_low: float = 0.05,
         second_pass_max_area: float = 0.5,
         min_chars: int = 2,
+        det_min_side: int = 0,
     ) -> None:
         from rapidocr_onnxruntime import RapidOCR
 
@@ -182,7 +183,7 @@ class RapidOCRSpotter(PolygonSpotter):
         self.det_limit_side_len, self.det_limit_type = int(det_limit_side_len), det_limit_type
         self.second_pass, self.second_pass_scale = bool(second_pass), float(second_pass_scale)
         self.second_pass_low, self.second_pass_max_area = float(second_pass_low), float(second_pass_max_area)
-        self.min_chars = int(min_chars)
+        self.min_chars, self.det_min_side = int(min_chars), int(det_min_side)
         kwargs: dict[str, Any] = {
             "det_limit_side_len": 100_000,  # altsift resizes; the engine's own "max" rule must not
             "det_limit_type": "max",
@@ -207,7 +208,8 @@ class RapidOCRSpotter(PolygonSpotter):
     def det_scale(self, width: int, height: int) -> float:
         """Factor applied to the image before detection."""
         if self.det_limit_type == "max":
-            return min(1.0, self.det_limit_side_len / max(width, height, 1))
+            s = min(1.0, self.det_limit_side_len / max(width, height, 1))
+            return max(s, self.det_min_side / max(min(width, height), 1))  # small text in wide images
         return self.det_limit_side_len / max(min(width, height), 1)
 
     @staticmethod
@@ -433,7 +435,7 @@ def make_spotter(backend: str, model: str, options: dict[str, Any]) -> TextSpott
         keys = (
             "det_limit_side_len", "det_limit_type", "threads", "workers", "min_score", "use_cls", "box_level",
             "rec_on_source", "box_thresh", "unclip_ratio", "det_thresh", "second_pass", "second_pass_scale",
-            "second_pass_low", "second_pass_max_area", "min_chars",
+            "second_pass_low", "second_pass_max_area", "min_chars", "det_min_side",
         )  # fmt: skip
         return RapidOCRSpotter(model=model, **{k: v for k, v in options.items() if k in keys})
     if backend == "tesseract":

@@ -40,6 +40,7 @@ class OCROptions(SignalOptions):
     second_pass_low: float = 0.05
     second_pass_max_area: float = 0.5
     min_chars: int = 2  # rapidocr: letters/digits a line needs
+    det_min_side: int = 0  # rapidocr, det_limit_type=max: the short side is at least this (0: off)
     psm: int = 3
     crowded_words: int = 100
 
