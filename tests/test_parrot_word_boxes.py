@@ -63,3 +63,21 @@ def test_only_the_co_embedded_word_is_inpainted(line_image, level):
         assert changed.max() < station_x0  # every changed column lies left of "Station"
     else:
         assert len(strings) == 1 and "station" not in after  # the whole line went: RSC = RSA
+
+
+def test_detector_scale_rules():
+    """altsift resizes for the detector itself (RapidOCR 1.4.4 raises a ``max`` cap below 1500 px)."""
+    sp = RapidOCRSpotter(det_limit_side_len=640)
+    assert sp.det_scale(1280, 960) == pytest.approx(0.5)
+    assert sp.det_scale(400, 300) == 1.0  # max: never upscales
+    assert RapidOCRSpotter(det_limit_side_len=640, det_min_side=480).det_scale(1280, 720) == pytest.approx(480 / 720)
+    assert RapidOCRSpotter(det_limit_side_len=736, det_limit_type="min").det_scale(400, 368) == pytest.approx(2.0)
+
+
+def test_small_text_in_a_large_photo_at_a_larger_detector_size():
+    base = Image.fromarray(data.coffee()).resize((1400, 934))
+    img, band = overlay_text(base, "Fresh Coffee Daily", font_size=12)
+    boxes = RapidOCRSpotter(det_limit_side_len=960).spot([img])[0]
+    assert "daily" in _norm_words(boxes)
+    for b in boxes:  # polygons come back in source pixels, on the band
+        assert band[0][1] - 4 <= min(y for _, y in b.polygon) and max(y for _, y in b.polygon) <= band[2][1] + 4
