@@ -114,3 +114,16 @@ def test_parrot_signal_columns_and_nulls():
     assert out["is_parrot"] == [True, False, None, False]
     assert out["co_emb_text"] == ["STOP", "", None, ""]
     assert out["cotr_iou"][0] == pytest.approx(0.25)
+
+
+def test_fuzzy_punctuation_merged_and_split_words():
+    """Issue 14 item 7: OCR glues short caption words to other text with punctuation, or splits words."""
+    # "at" is too short for the substring rule; the part of "Sale-at" split at "-" matches exactly
+    matched, hits = fuzzy_match("sunglasses at CTS", ["Big", "Sale-at"])
+    assert matched == {"at"} and hits == {1}
+    assert fuzzy_match("sunglasses at CTS", ["Big", "Sale-at"], FuzzyRules(punct_split=False)) == (set(), set())
+    # a word split by OCR (consecutive tokens) and a merged pair in one line
+    assert cotr_fuzzy("Stock Photos of the Rooster", "Pho toS Rooster") == pytest.approx(2 / 5)
+    assert cotr_fuzzy("Region-based segmentation", "Region-basedsegmentation") == 1.0
+    # punctuation splitting never invents matches: unrelated parts stay unmatched
+    assert cotr_fuzzy("the cat", "dog-house:bar") == 0.0

@@ -60,5 +60,7 @@ def test_score_ocr_parrot_text_removal(tmp_path):
     assert df["is_parrot"].tolist() == [True, False, False]
     assert df["co_emb_text"][0] == "Hogsmeade Station"
     assert len(df["ocr_polygons"][0]) >= 1 and len(df["ocr_polygons"][0][0]) == 4
-    assert df["rsa"][1] == 0.0 and df["rsc"][1] == 0.0 and df["rsc"][2] == 0.0
+    # not applicable is null (issue 14 item 3): no text -> no rsa/rsc; text but no Co-Emb. -> no rsc
+    assert df["rsa"].isna().tolist() == [False, True, False]
+    assert df["rsc"].isna().tolist() == [False, True, True]
     assert df["rsa"][0] == pytest.approx(df["clip_score_raw"][0] - df["clip_score_all_removed"][0])

@@ -67,7 +67,9 @@ def test_rsa_rsc_with_tiny_clip(scene, tiny_clip_dir):
         Image.fromarray(data.coffee()).resize((300, 200)), "Fresh Coffee Daily", font_size=20
     )
     enc = CountingEncoder(load_model("image_text", ModelSpec(model=str(tiny_clip_dir)), "hf_clip"))
-    sig = TextRemovalSignal({"model": str(tiny_clip_dir), "dilation": 1}, encoder=enc)
+    sig = TextRemovalSignal(
+        {"model": str(tiny_clip_dir), "dilation": 1, "random_source": "batch"}, encoder=enc
+    )
     batch = {
         "uid": ["p", "q", "r", "s"],
         "status": ["ok", "ok", "ok", "bad_image"],
@@ -93,11 +95,11 @@ def test_rsa_rsc_with_tiny_clip(scene, tiny_clip_dir):
     assert out["rsa"][0] == pytest.approx(raw0 - all0, abs=1e-5)
     # row 0: both words are in the caption -> Co-Emb = All-Emb polygons
     assert out["rsc"][0] == pytest.approx(out["rsa"][0], abs=1e-6)
-    # row 1: text but no caption word in it -> nothing co-embedded, rsc = 0; rsa from the real removal
-    assert out["rsc"][1] == 0.0 and out["clip_score_co_removed"][1] == out["clip_score_raw"][1]
+    # row 1: text but no caption word in it -> Co-Emb. removal not applicable (null); rsa from the removal
+    assert out["rsc"][1] is None and out["clip_score_co_removed"][1] is None
     assert out["rsa"][1] == pytest.approx(s(other, 1) - s(inpaint(other, [band2], 3, 1), 1), abs=1e-5)
-    # row 2: no text -> nothing removed
-    assert out["rsa"][2] == 0.0 and out["rsc"][2] == 0.0
+    # row 2: no text -> RSA and RSC not applicable: null, not 0 (issue 14 item 3)
+    assert out["rsa"][2] is None and out["rsc"][2] is None and out["clip_score_all_removed"][2] is None
     assert out["clip_score_raw"][2] == pytest.approx(s(base, 2), abs=1e-5)
     # random baselines: row 0 gets row 1's polygons mapped to its size (and vice versa); no donor for Co-Emb
     donor = rescale_polygons([band2], other.size, img.size)
@@ -123,3 +125,65 @@ def test_text_removal_without_random_baselines(scene, tiny_clip_dir):
     )
     assert set(out) == {"clip_score_raw", "clip_score_all_removed", "clip_score_co_removed", "rsa", "rsc"}
     assert out["rsa"][0] == pytest.approx(out["clip_score_raw"][0] - out["clip_score_all_removed"][0])
+
+
+def _removal_batch(scene, uids):
+    base, img, band = scene
+    other, band2 = overlay_text(
+        Image.fromarray(data.coffee()).resize((300, 200)), "Fresh Coffee Daily", font_size=20
+    )
+    rows = {
+        "p": ("Hogsmeade Station at night", img, True, [band], ["Hogsmeade Station"]),
+        "q": ("Fresh coffee Daily", other, True, [band2], ["Fresh Coffee Daily"]),
+        "r": ("an astronaut", base, False, [], []),
+    }
+    keys = ("text", "image", "has_text", "ocr_polygons", "ocr_strings")
+    batch = {"uid": list(uids), "status": ["ok"] * len(uids)}
+    batch.update({k: [rows[u][j] for u in uids] for j, k in enumerate(keys)})
+    return batch
+
+
+def test_not_applicable_zero_keeps_the_old_output(scene, tiny_clip_dir):
+    sig = TextRemovalSignal({"model": str(tiny_clip_dir), "not_applicable": "zero", "random_baselines": False})
+    out = sig(_removal_batch(scene, ["q", "r"]))
+    assert out["rsa"][1] == 0.0 and out["rsc"][1] == 0.0  # text-free row
+    assert out["clip_score_all_removed"][1] == out["clip_score_raw"][1]
+
+
+def test_random_baseline_does_not_depend_on_the_batch(scene, tiny_clip_dir):
+    """Issue 14 item 3: a row's random baseline is seeded by its uid, never by its batch-mates."""
+    sig = TextRemovalSignal({"model": str(tiny_clip_dir)})
+    a = sig(_removal_batch(scene, ["p", "q", "r"]))
+    b = sig(_removal_batch(scene, ["r", "p"]))  # other batch composition and order, no other donor
+    c = sig(_removal_batch(scene, ["p"]))
+    for col in ("rsa_rand", "rsc_rand", "clip_score_rand_all_removed"):
+        assert a[col][0] is not None
+        assert b[col][1] == pytest.approx(a[col][0], abs=1e-6)
+        assert c[col][0] == pytest.approx(a[col][0], abs=1e-6)
+    assert a["rsa_rand"][2] is None and a["rsa"][2] is None  # text-free: not applicable
+    assert a["rsc_rand"][1] is not None  # q's caption words are in its text: Co-Emb. baseline exists
+
+
+def test_shifted_polygons_keep_shape_and_avoid_the_text():
+    from altsift.signals.text_removal import row_rng, shifted_polygons
+
+    band = [[20.0, 40.0], [120.0, 40.0], [120.0, 60.0], [20.0, 60.0]]
+    moved = shifted_polygons([band], (200, 200), row_rng(42, "p"))[0]
+    again = shifted_polygons([band], (200, 200), row_rng(42, "p"))[0]
+    assert moved == again  # seeded by uid only
+    a, m = np.asarray(band), np.asarray(moved)
+    np.testing.assert_allclose(m - m[0], a - a[0])  # a translation: same shape and area
+    assert m[:, 0].min() >= 0 and m[:, 0].max() <= 200 and m[:, 1].max() <= 200
+    ys = (m[:, 1].min(), m[:, 1].max())
+    assert ys[0] > 60 or ys[1] < 40  # a free placement exists and is found: no overlap with the text
+
+
+def test_where_rsa_nonnegative_skips_text_free_rows(scene, tiny_clip_dir):
+    import pyarrow as pa
+
+    from altsift.select.expr import compile_where
+
+    out = TextRemovalSignal({"model": str(tiny_clip_dir)})(_removal_batch(scene, ["p", "q", "r"]))
+    table = pa.table({"rsa": pa.array(out["rsa"], pa.float64())})
+    kept = compile_where("rsa >= 0 or rsa < 0", {"rsa": pa.float64()}).evaluate_table(table)
+    assert kept.tolist() == [True, True, False]  # the text-free row r has no RSA: never selected

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import shutil
 import subprocess
 import tempfile
@@ -68,6 +69,45 @@ def count_words(boxes: Sequence[TextBox]) -> int:
     return sum(len(b.text.split()) for b in boxes)
 
 
+def split_line(
+    polygon: Sequence[Sequence[float]],
+    text: str,
+    score: float,
+    char_boxes: Sequence[Sequence[Sequence[float]]] | None = None,
+    chars: Sequence[str] | None = None,
+) -> list[TextBox]:
+    """Split a line box into one box per whitespace word, in reading order.
+
+    The line quad ``p0 p1 p2 p3`` (top-left, top-right, bottom-right, bottom-left, any rotation) is cut
+    across its reading axis. Where the recogniser's per-character boxes are given (RapidOCR
+    ``return_word_box``, ``chars`` = its characters, spaces included, matching ``text``), a word spans
+    the projections of its characters' boxes on the axis; otherwise its share of the character
+    positions (character-position geometry: word ``[a, b)`` of ``len(text)`` characters spans
+    ``a / len .. b / len`` of the line).
+    """
+    words = [(m.start(), m.end(), m.group()) for m in re.finditer(r"\S+", text)]
+    poly = np.asarray(polygon, np.float64)
+    if len(words) <= 1 or poly.shape != (4, 2):
+        return [TextBox([(float(x), float(y)) for x, y in poly], text.strip(), float(score))]
+    p0, p1, p2, p3 = poly
+    axis = p1 - p0
+    length2 = float(axis @ axis) or 1.0
+    use_chars = (
+        char_boxes is not None and chars is not None and len(char_boxes) == len(text) and "".join(chars) == text
+    )
+    out = []
+    for a, b, word in words:
+        if use_chars:
+            pts = np.concatenate([np.asarray(char_boxes[k], np.float64).reshape(-1, 2) for k in range(a, b)])
+            t = (pts - p0) @ axis / length2
+            t0, t1 = float(np.clip(t.min(), 0, 1)), float(np.clip(t.max(), 0, 1))
+        else:
+            t0, t1 = a / len(text), b / len(text)
+        quad = [p0 + t0 * (p1 - p0), p0 + t1 * (p1 - p0), p3 + t1 * (p2 - p3), p3 + t0 * (p2 - p3)]
+        out.append(TextBox([(float(x), float(y)) for x, y in quad], word, float(score)))
+    return out
+
+
 class PolygonSpotter:
     """Base for spotters: subclasses implement :meth:`predict`; ``spot`` adds filtering and ordering."""
 
@@ -92,40 +132,206 @@ class PolygonSpotter:
 class RapidOCRSpotter(PolygonSpotter):
     """RapidOCR (PP-OCRv4 ONNX). ``workers`` engines run images in parallel threads (ORT frees the GIL).
 
-    ``det_limit_side_len``/``det_limit_type`` control the detector input size: ``max`` caps the long side
-    (no upscaling), ``min`` scales the short side up/down to the value (RapidOCR default: min 736).
+    altsift drives RapidOCR's stages itself (detector, angle classifier, recogniser):
+      - the detector sees the image resized by ``det_limit_side_len``/``det_limit_type``: ``max`` caps
+        the long side (never upscales), ``min`` scales the short side to the value (RapidOCR's default
+        is min 736). RapidOCR 1.4.4 itself ignores a ``max`` cap below 1500 px for images up to
+        1500 px (it raises the limit to 960/1500/2000 by image size), so altsift resizes first;
+      - ``rec_on_source`` (default): text lines are cropped from the *source* image for the angle
+        classifier and the recogniser, so small text keeps its pixels even when the detector ran on a
+        downscaled image (``False``: crop the detector's image, as RapidOCR does);
+      - ``min_chars``: a line needs at least this many letters/digits (a lone ``O`` on a coin or a
+        texture is the commonest false positive on text-free photos);
+      - ``second_pass``: weak detector responses that no box covers are re-detected upscaled
+        (:meth:`_second_pass`, small or faint text);
+      - ``det_thresh`` / ``box_thresh`` / ``unclip_ratio``: DBNet post-processing (pixel threshold of
+        the probability map, mean probability a box needs, box growth; RapidOCR: 0.3 / 0.5 / 1.6).
     ``threads`` is onnxruntime's intra-op threads per engine; one thread per worker scales best.
+    ``box_level``: ``word`` (default) splits each detected line into word boxes with the recogniser's
+    character positions (:func:`split_line`), so Co-Emb. removal can inpaint single words; ``line``
+    keeps RapidOCR's line boxes.
     """
 
     def __init__(
         self,
         model: str = "PP-OCRv4",
-        det_limit_side_len: int = 960,
+        det_limit_side_len: int = 640,
         det_limit_type: str = "max",
         threads: int = 1,
         workers: int = 1,
         min_score: float = 0.5,
-        use_cls: bool = True,
+        use_cls: bool = False,
+        box_level: str = "word",
+        rec_on_source: bool = True,
+        box_thresh: float = 0.5,
+        unclip_ratio: float = 1.6,
+        det_thresh: float = 0.3,
+        second_pass: bool = True,
+        second_pass_scale: float = 2.0,
+        second_pass_low: float = 0.05,
+        second_pass_max_area: float = 0.5,
+        min_chars: int = 2,
+        det_min_side: int = 0,
     ) -> None:
         from rapidocr_onnxruntime import RapidOCR
 
+        if box_level not in ("word", "line"):
+            raise ValueError(f"box_level must be 'word' or 'line', got {box_level!r}")
+        if det_limit_type not in ("max", "min"):
+            raise ValueError(f"det_limit_type must be 'max' or 'min', got {det_limit_type!r}")
+        self.box_level, self.rec_on_source, self.use_cls = box_level, bool(rec_on_source), bool(use_cls)
+        self.det_limit_side_len, self.det_limit_type = int(det_limit_side_len), det_limit_type
+        self.second_pass, self.second_pass_scale = bool(second_pass), float(second_pass_scale)
+        self.second_pass_low, self.second_pass_max_area = float(second_pass_low), float(second_pass_max_area)
+        self.min_chars, self.det_min_side = int(min_chars), int(det_min_side)
         kwargs: dict[str, Any] = {
-            "det_limit_side_len": int(det_limit_side_len),
-            "det_limit_type": det_limit_type,
+            "det_limit_side_len": 100_000,  # altsift resizes; the engine's own "max" rule must not
+            "det_limit_type": "max",
             "intra_op_num_threads": int(threads),
             "inter_op_num_threads": 1,
             "text_score": float(min_score),
             "use_cls": bool(use_cls),
+            "det_box_thresh": float(box_thresh),
+            "det_unclip_ratio": float(unclip_ratio),
         }
         if model not in BUNDLED_NAMES:
             kwargs.update(_onnx_paths(model))
         self.min_score = float(min_score)
         self._engines = [RapidOCR(**kwargs) for _ in range(max(1, int(workers)))]
+        for e in self._engines:
+            e.text_det.postprocess_op.box_thresh = float(box_thresh)
+            e.text_det.postprocess_op.unclip_ratio = float(unclip_ratio)
+            e.text_det.postprocess_op.thresh = float(det_thresh)
+            e.text_det.get_preprocess = _no_resize(e.text_det)
         self._pool = ThreadPoolExecutor(len(self._engines)) if len(self._engines) > 1 else None
 
-    def _run(self, engine: Any, image: Image.Image) -> list[tuple[Any, str, float]]:
-        res, _ = engine(np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1]))  # BGR
-        return [(poly, text, score) for poly, text, score in (res or [])]
+    def det_scale(self, width: int, height: int) -> float:
+        """Factor applied to the image before detection."""
+        if self.det_limit_type == "max":
+            s = min(1.0, self.det_limit_side_len / max(width, height, 1))
+            return max(s, self.det_min_side / max(min(width, height), 1))  # small text in wide images
+        return self.det_limit_side_len / max(min(width, height), 1)
+
+    @staticmethod
+    def _detect(engine: Any, img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """DBNet on ``img`` as is: (boxes (n, 4, 2) in ``img`` pixels, probability map at ``img`` size)."""
+        import cv2
+
+        det = engine.text_det
+        padded, record = engine.maybe_add_letterbox(img, {})
+        x = _no_resize(det)(max(padded.shape[:2]))(padded)
+        if x is None:
+            return np.zeros((0, 4, 2), np.float32), np.zeros(img.shape[:2], np.float32)
+        pred = det.infer(x)[0]
+        boxes, _ = det.postprocess_op(pred, padded.shape[:2])
+        boxes = det.filter_tag_det_res(boxes, padded.shape[:2]) if len(boxes) else np.zeros((0, 4, 2))
+        pad = record.get("padding_1", {"top": 0, "left": 0})
+        prob = cv2.resize(pred[0, 0], (padded.shape[1], padded.shape[0]), interpolation=cv2.INTER_LINEAR)
+        prob = prob[pad["top"] : pad["top"] + img.shape[0], pad["left"] : pad["left"] + img.shape[1]]
+        arr = np.asarray(boxes, np.float32).reshape(-1, 4, 2) - np.float32([pad["left"], pad["top"]])
+        return arr, prob
+
+    def _second_pass(
+        self, engine: Any, bgr: np.ndarray, s: float, boxes: np.ndarray, prob: np.ndarray
+    ) -> list[np.ndarray]:
+        """Re-detect, upscaled by ``second_pass_scale``, the regions where the first pass saw weak text.
+
+        Candidates are connected regions of the first pass's probability map above ``second_pass_low``
+        that no first-pass box covers (small or faint text DBNet half-sees at the lower resolution).
+        Their padded bounding boxes are cropped from the source image and detected at ``s *
+        second_pass_scale``, largest first, until ``second_pass_max_area`` of the first pass's
+        detector pixels are spent. Returns boxes in source pixels.
+        """
+        import cv2
+
+        cand = (prob > self.second_pass_low).astype(np.uint8)
+        covered = np.zeros_like(cand)
+        for b in boxes:
+            cv2.fillPoly(covered, [np.round(b).astype(np.int32)], 1)
+        covered = cv2.dilate(covered, np.ones((5, 5), np.uint8))
+        cand[covered > 0] = 0
+        cand = cv2.dilate(cand, np.ones((7, 21), np.uint8))  # join fragments of one line
+        n, _, stats, _ = cv2.connectedComponentsWithStats(cand, connectivity=8)
+        h, w = bgr.shape[:2]
+        s2 = s * self.second_pass_scale
+        budget = self.second_pass_max_area * prob.shape[0] * prob.shape[1]
+        regions = sorted((tuple(int(v) for v in st) for st in stats[1:n] if st[4] >= 12), key=lambda r: -r[4])
+        found: list[np.ndarray] = []
+        for x, y, rw, rh, _ in regions:
+            m = 2 * min(rh, rw) + 16  # margin: room for the rest of a half-seen line
+            x0, y0 = max(0, int((x - m) / s)), max(0, int((y - m) / s))
+            x1, y1 = min(w, int((x + rw + m) / s) + 1), min(h, int((y + rh + m) / s) + 1)
+            cost = (x1 - x0) * (y1 - y0) * s2 * s2
+            if cost > budget or x1 - x0 < 4 or y1 - y0 < 4:
+                continue
+            budget -= cost
+            crop = cv2.resize(bgr[y0:y1, x0:x1], None, fx=s2, fy=s2, interpolation=cv2.INTER_LINEAR)
+            sub, _ = self._detect(engine, crop)
+            found += [b / np.float32(s2) + np.float32([x0, y0]) for b in sub]
+        return found
+
+    def _run(self, engine: Any, image: Image.Image) -> list[tuple[Any, ...]]:
+        import cv2
+
+        bgr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
+        h, w = bgr.shape[:2]
+        s = self.det_scale(w, h)
+        small = bgr
+        if s != 1.0:
+            size = (max(1, round(w * s)), max(1, round(h * s)))
+            small = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+        sx, sy = small.shape[1] / w, small.shape[0] / h
+        arr, prob = self._detect(engine, small)
+        boxes = list(arr / np.float32([sx, sy]))  # source pixels
+        if self.second_pass:
+            boxes += self._second_pass(engine, bgr, s, arr, prob)
+        if not boxes:
+            return []
+        arr = np.asarray(boxes, np.float32)
+        if self.rec_on_source:
+            src = bgr
+        else:
+            arr = arr * np.float32([sx, sy])
+            src = small
+        sh, sw = src.shape[:2]
+        arr[..., 0] = arr[..., 0].clip(0, sw)
+        arr[..., 1] = arr[..., 1].clip(0, sh)
+        keep = [i for i, b in enumerate(arr) if min(np.ptp(b[:, 0]), np.ptp(b[:, 1])) >= 2]
+        arr = arr[keep]
+        if len(arr) == 0:
+            return []
+        crops = engine.get_crop_img_list(src, list(arr))
+        if self.use_cls:
+            crops, _, _ = engine.text_cls(crops)
+        words = self.box_level == "word"
+        rec, _ = engine.text_rec(crops, words)
+        if words:
+            rec = engine.cal_rec_boxes(crops, list(arr), rec)
+        scale = np.float32([1.0, 1.0]) if self.rec_on_source else np.float32([1 / sx, 1 / sy])
+        out = []
+        for box, r in zip(arr, rec, strict=True):
+            text, score = r[0], float(r[1])
+            if score < self.min_score or not str(text).strip():
+                continue
+            cb = (np.asarray(r[2], np.float32) * scale).tolist() if words and len(r) > 2 and r[2] else None
+            out.append(((box * scale).tolist(), text, score, cb, r[3] if words and len(r) > 3 else None))
+        return out
+
+    def spot(self, images: Sequence[Image.Image]) -> list[list[TextBox]]:
+        out = []
+        for raw in self.predict(images):
+            lines = [
+                (TextBox([(float(x), float(y)) for x, y in poly], str(text), float(score)), cb, ch)
+                for poly, text, score, cb, ch in raw
+                if sum(c.isalnum() for c in str(text)) >= max(self.min_chars, 1) and float(score) >= self.min_score
+            ]
+            by_id = {id(b): (cb, ch) for b, cb, ch in lines}
+            ordered = reading_order([b for b, _, _ in lines])
+            if self.box_level == "line":
+                out.append([TextBox(b.polygon, b.text.strip(), b.score) for b in ordered])
+            else:
+                out.append([w for b in ordered for w in split_line(b.polygon, b.text, b.score, *by_id[id(b)])])
+        return out
 
     def predict(self, images: Sequence[Image.Image]) -> list[list[tuple[Any, str, float]]]:
         if self._pool is None:
@@ -141,6 +347,16 @@ class RapidOCRSpotter(PolygonSpotter):
             for i, r in part:
                 out[i] = r
         return out
+
+
+def _no_resize(det: Any) -> Any:
+    """RapidOCR's detector pre-processing without its own resize rule (altsift resized already)."""
+    from rapidocr_onnxruntime.ch_ppocr_det.utils import DetPreProcess
+
+    def get_preprocess(max_wh: int) -> Any:
+        return DetPreProcess(max(int(max_wh), 32), "max", det.mean, det.std)
+
+    return get_preprocess
 
 
 def _onnx_paths(model: str) -> dict[str, str]:
@@ -216,7 +432,11 @@ def parse_tesseract_tsv(tsv: str, n_images: int) -> list[list[tuple[Any, str, fl
 def make_spotter(backend: str, model: str, options: dict[str, Any]) -> TextSpotter:
     """Build a spotter; built-in backends get ``options``, plug-in backends go through ``load_model``."""
     if backend in ("rapidocr", "auto"):
-        keys = ("det_limit_side_len", "det_limit_type", "threads", "workers", "min_score", "use_cls")
+        keys = (
+            "det_limit_side_len", "det_limit_type", "threads", "workers", "min_score", "use_cls", "box_level",
+            "rec_on_source", "box_thresh", "unclip_ratio", "det_thresh", "second_pass", "second_pass_scale",
+            "second_pass_low", "second_pass_max_area", "min_chars", "det_min_side",
+        )  # fmt: skip
         return RapidOCRSpotter(model=model, **{k: v for k, v in options.items() if k in keys})
     if backend == "tesseract":
         lang = "eng" if model in BUNDLED_NAMES else model

@@ -25,11 +25,22 @@ class OCROptions(SignalOptions):
     backend: str = "rapidocr"
     model: str = "PP-OCRv4"
     min_score: float = 0.5
-    det_limit_side_len: int = 960
+    det_limit_side_len: int = 640
     det_limit_type: Literal["max", "min"] = "max"
     threads: int = 1
     workers: int = 1
-    use_cls: bool = True
+    use_cls: bool = False  # rapidocr: 180-degree angle classifier (flipped correct lines on the hard set)
+    box_level: Literal["word", "line"] = "word"  # rapidocr: split line boxes into word boxes
+    rec_on_source: bool = True  # rapidocr: recognise crops of the source image, not the detector's
+    det_thresh: float = 0.3  # rapidocr DBNet: probability-map threshold
+    box_thresh: float = 0.5  # rapidocr DBNet: mean probability a box needs
+    unclip_ratio: float = 1.6  # rapidocr DBNet: box growth
+    second_pass: bool = True  # rapidocr: re-detect weak-response regions upscaled (small text)
+    second_pass_scale: float = 2.0
+    second_pass_low: float = 0.05
+    second_pass_max_area: float = 0.5
+    min_chars: int = 2  # rapidocr: letters/digits a line needs
+    det_min_side: int = 0  # rapidocr, det_limit_type=max: the short side is at least this (0: off)
     psm: int = 3
     crowded_words: int = 100
 

@@ -9,6 +9,7 @@ order. ``cotr_fuzzy`` normalises words and absorbs OCR errors; its rules are in 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -49,6 +50,10 @@ class FuzzyRules:
     threshold: float = 0.8  # normalised Levenshtein similarity 1 - d / max(len)
     substring_min_len: int = 4  # 0 disables the substring rule
     max_concat: int = 4  # longest run of words joined by the segment rule
+    punct_split: bool = True  # rules 1 and 3 also try the parts of an OCR token split at punctuation
+
+
+_PUNCT = re.compile(r"[^\w]+|_")
 
 
 def _similar(a: str, b: str, threshold: float) -> bool:
@@ -84,6 +89,9 @@ def fuzzy_match(
          concatenation of consecutive OCR tokens (OCR split a word);
       3. substring: ``len(w) >= substring_min_len`` and ``w`` occurs inside a longer ``t`` (a merged token
          whose other parts are not in the caption).
+    Rules 1 and 3 also try the parts of an OCR token split at punctuation (``at-CTS`` -> ``at``, ``cts``;
+    ``Reform:Poli`` -> ``reform``, ``poli``), so a short caption word glued to other text by a
+    punctuation mark still matches exactly (``punct_split``, on by default).
     Returns ``(matched normalised caption words, indices of OCR tokens that matched)``.
     """
     cap_seq = [w for w in (normalize_word(x) for x in (caption or "").split()) if w]
@@ -91,10 +99,16 @@ def fuzzy_match(
     ocr_seq = [(k, t) for k, t in enumerate(ocr_norm) if t]
     if not cap_seq or not ocr_seq:
         return set(), set()
+    candidates = list(ocr_seq)
+    if rules.punct_split:
+        for k, raw in enumerate(ocr_tokens):
+            parts = [normalize_word(x) for x in _PUNCT.split(raw)]
+            if sum(bool(x) for x in parts) > 1:
+                candidates += [(k, x) for x in parts if x]
     matched: set[str] = set()
     tok_hits: set[int] = set()
     for w in set(cap_seq):
-        for k, t in ocr_seq:
+        for k, t in candidates:
             rule1 = _similar(w, t, rules.threshold)
             rule3 = (
                 rules.substring_min_len > 0
@@ -153,10 +167,11 @@ class ParrotOptions(SignalOptions):
     fuzzy_threshold: float = 0.8
     substring_min_len: int = 4
     max_concat: int = 4
+    punct_split: bool = True  # fuzzy rules 1 and 3 also try OCR tokens split at punctuation
     iou: bool = False  # also write ``cotr_iou`` (|cap & ocr| / |cap | ocr|)
 
     def rules(self) -> FuzzyRules:
-        return FuzzyRules(self.fuzzy_threshold, self.substring_min_len, self.max_concat)
+        return FuzzyRules(self.fuzzy_threshold, self.substring_min_len, self.max_concat, self.punct_split)
 
 
 @register_signal

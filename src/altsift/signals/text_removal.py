@@ -6,12 +6,17 @@ For each image with a caption, with S = CLIP cosine(image, caption) and the same
   - ``clip_score_co_removed`` = S(inpainting inside the polygons holding Co-Emb. text: words also in
     the caption, exact Algorithm-1 tokens by default, ``co_match=fuzzy`` for the fuzzy rules)
   - ``rsa`` = raw - all_removed, ``rsc`` = raw - co_removed
-  - random baselines: polygons sampled (seeded) from *another* image of the same batch that has
-    All-Emb. (resp. Co-Emb.) text, mapped by relative coordinates: ``clip_score_rand_all_removed``,
-    ``clip_score_rand_co_removed``, ``rsa_rand``, ``rsc_rand`` (None when the row has no such text of
-    its own or the batch has no donor).
-When nothing is removed (no text / no co-embedded text) the variant equals the raw image: its score is
-the raw score and rsa/rsc are 0. All variants of a batch go through one encoder call.
+  - random baselines (``random_source``): ``shifted`` (default) moves each of the row's own removed
+    polygons to a random place in the same image (same shapes and area, placed to overlap the row's
+    text as little as possible), seeded by ``seed`` and the row's uid only, so a row's value does not
+    depend on which rows share its batch; ``batch`` (the old behaviour) borrows the polygons of another
+    row of the same batch, mapped by relative coordinates. Columns ``clip_score_rand_all_removed``,
+    ``clip_score_rand_co_removed``, ``rsa_rand``, ``rsc_rand`` (None when the row has no such text).
+Not applicable is null (``not_applicable: null``, default): a row without spotted text gets null in
+``clip_score_all_removed`` and ``rsa``, a row without Co-Emb. text null in ``clip_score_co_removed`` and
+``rsc``, so ``rsa >= 0`` never selects text-free images. ``not_applicable: zero`` restores the old
+output (the variant is the raw image: score = raw, rsa/rsc = 0). All variants of a batch go through one
+encoder call.
 """
 
 from __future__ import annotations
@@ -64,6 +69,42 @@ def rescale_polygons(
     return [[[x * sx, y * sy] for x, y in p] for p in polygons]
 
 
+def row_rng(seed: int, uid: object) -> np.random.Generator:
+    """A generator that depends on ``seed`` and the row's uid only (not on the batch)."""
+    return np.random.default_rng([int(seed), zlib.crc32(str(uid).encode())])
+
+
+def shifted_polygons(
+    polygons: Polygons, size: tuple[int, int], rng: np.random.Generator, tries: int = 8, dilation: int = 0
+) -> list[list[list[float]]]:
+    """Each polygon translated to a random place inside a ``size`` (w, h) image (same shape and area).
+
+    Of ``tries`` uniform candidate offsets per polygon, the one overlapping the input polygons' union
+    (dilated by ``dilation``) least is kept, so the random region mostly covers non-text pixels.
+    """
+    w, h = size
+    text = polygon_mask(polygons, w, h, dilation) > 0
+    out = []
+    for p in polygons:
+        a = np.asarray(p, np.float64)
+        lo = np.floor(a.min(axis=0))
+        local = a - lo  # the polygon in its own bounding box
+        bw, bh = (int(v) + 1 for v in np.ceil(local.max(axis=0)))
+        shape = polygon_mask([local.tolist()], bw, bh) > 0
+        best, best_overlap = a, np.inf
+        for _ in range(max(1, tries)):
+            x = int(rng.integers(0, max(w - bw, 0) + 1))
+            y = int(rng.integers(0, max(h - bh, 0) + 1))
+            win = text[y : y + bh, x : x + bw]
+            overlap = int(win[shape[: win.shape[0], : win.shape[1]]].sum())
+            if overlap < best_overlap:
+                best, best_overlap = local + [x, y], overlap
+            if overlap == 0:
+                break
+        out.append(best.tolist())
+    return out
+
+
 def as_polygons(value: object) -> list[list[list[float]]]:
     """Polygons from a batch cell (lists, or numpy object arrays when read back from parquet)."""
     if value is None:
@@ -80,8 +121,12 @@ class TextRemovalOptions(ModelOptions):
     fuzzy_threshold: float = 0.8
     substring_min_len: int = 4
     max_concat: int = 4
+    punct_split: bool = True
     random_baselines: bool = True
+    random_source: Literal["shifted", "batch"] = "shifted"
+    shift_tries: int = 8  # candidate placements per polygon for random_source=shifted (least text overlap wins)
     seed: int = 42
+    not_applicable: Literal["null", "zero"] = "null"
     max_side: int | None = None  # downscale (image and polygons) before inpainting; None = source size
     score_rows_without_text: bool = True
 
@@ -129,7 +174,7 @@ class TextRemovalSignal(Signal):
         if not o.score_rows_without_text:
             idx = [i for i in idx if batch["has_text"][i]]
         images, all_polys, co_polys = [], [], []
-        rules = FuzzyRules(o.fuzzy_threshold, o.substring_min_len, o.max_concat)
+        rules = FuzzyRules(o.fuzzy_threshold, o.substring_min_len, o.max_concat, o.punct_split)
         for i in idx:
             im = batch["image"][i].convert("RGB")
             polys = as_polygons(batch["ocr_polygons"][i])
@@ -163,13 +208,21 @@ class TextRemovalSignal(Signal):
             add("raw", im)
             add("all", inpaint(im, all_polys[r], o.radius, o.dilation) if all_polys[r] else None)
             add("co", inpaint(im, co_polys[r], o.radius, o.dilation) if co_polys[r] else None)
-            if o.random_baselines:
-                for kind, own, donors, pool in (
-                    ("rand_all", all_polys[r], donors_all, all_polys),
-                    ("rand_co", co_polys[r], donors_co, co_polys),
-                ):
+            if not o.random_baselines:
+                continue
+            own_rng = row_rng(o.seed, batch["uid"][idx[r]])
+            for kind, own, donors, pool in (
+                ("rand_all", all_polys[r], donors_all, all_polys),
+                ("rand_co", co_polys[r], donors_co, co_polys),
+            ):
+                if not own:
+                    add(kind, None)
+                elif o.random_source == "shifted":
+                    polys = shifted_polygons(own, im.size, own_rng, o.shift_tries, o.dilation)
+                    add(kind, inpaint(im, polys, o.radius, o.dilation))
+                else:
                     others = [d for d in donors if d != r]
-                    if not own or not others:
+                    if not others:
                         add(kind, None)
                         continue
                     d = others[int(rng.integers(len(others)))]
@@ -197,23 +250,23 @@ class TextRemovalSignal(Signal):
                 out.append(None if v is None else float(scores[v]))
             return out
 
+        def diff(a: list[float | None], b: list[float | None]) -> list[float | None]:
+            return [None if x is None or y is None else x - y for x, y in zip(a, b, strict=True)]
+
         raw = col("raw", False)
-        all_s, co_s = col("all", True), col("co", True)
+        zero = o.not_applicable == "zero"
+        all_s, co_s = col("all", zero), col("co", zero)
         res: Columns = {
             "clip_score_raw": scatter(n, idx, raw),
             "clip_score_all_removed": scatter(n, idx, all_s),
             "clip_score_co_removed": scatter(n, idx, co_s),
-            "rsa": scatter(n, idx, [a - b for a, b in zip(raw, all_s, strict=True)]),
-            "rsc": scatter(n, idx, [a - b for a, b in zip(raw, co_s, strict=True)]),
+            "rsa": scatter(n, idx, diff(raw, all_s)),
+            "rsc": scatter(n, idx, diff(raw, co_s)),
         }
         if o.random_baselines:
             ra, rc = col("rand_all", False), col("rand_co", False)
             res["clip_score_rand_all_removed"] = scatter(n, idx, ra)
             res["clip_score_rand_co_removed"] = scatter(n, idx, rc)
-            res["rsa_rand"] = scatter(
-                n, idx, [None if b is None else a - b for a, b in zip(raw, ra, strict=True)]
-            )
-            res["rsc_rand"] = scatter(
-                n, idx, [None if b is None else a - b for a, b in zip(raw, rc, strict=True)]
-            )
+            res["rsa_rand"] = scatter(n, idx, diff(raw, ra))
+            res["rsc_rand"] = scatter(n, idx, diff(raw, rc))
         return res
