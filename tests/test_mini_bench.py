@@ -48,9 +48,9 @@ def test_every_strategy_is_trained_per_seed_and_reported_with_spread(bench):
     out, res, stdout = bench
     names = [s.name for s in strategies(0.3, "rapidocr")]
     assert [r["strategy"] for r in res["strategies"]] == names
-    assert {"text_filter", "text_filter_oracle", "cotr0_clip_top", "oracle_faithful", "mix_best_of"} <= set(
-        names
-    )
+    assert {"text_filter", "text_filter_oracle", "cotr0_clip_top", "oracle_faithful", "mix_best_of",
+            "mix_raw_top_synthetic_rest_filtered_greedy"} <= set(names)  # fmt: skip
+    assert set(res["caption_quality_vs_ground_truth"]) == {"first_nucleus_sample", "greedy"}
     for r in res["strategies"]:
         assert set(r["per_seed"]) == {"0", "1"}, r["strategy"]
         assert set(r["stats"]) == {"1", "2"}  # --steps 2 evaluates at 1 and 2
@@ -67,20 +67,23 @@ def test_every_strategy_is_trained_per_seed_and_reported_with_spread(bench):
     assert "| no_filter |" in stdout
 
 
-@pytest.mark.parametrize("name", [s.name for s in strategies(0.3, "rapidocr") if s.pool == "run"])
+@pytest.mark.parametrize("name", [s.name for s in strategies(0.3, "rapidocr")])
 def test_bench_subsets_are_altsift_select_with_the_same_presets(bench, cli, tmp_path, name):
-    """`altsift select RUN <the strategy's presets and options>` writes the very subset the bench trained on."""
+    """`altsift select <the bench's run dir or oracle table> <the strategy's presets and options>` writes the
+    very subset the bench trained on (and, for the mixing presets, the same training captions)."""
     out, res, _ = bench
     row = next(r for r in res["strategies"] if r["strategy"] == name)
     args = shlex.split(row["select"])[1:]
-    assert args[:2] == ["select", "RUN"]
-    args[1] = str(out / "pool" / "run")
+    assert args[0] == "select" and args[1].startswith("OUT/")
+    args[1] = str(out / args[1].removeprefix("OUT/"))
     r = cli([*args, "-o", str(tmp_path / "s.npy"), "-q"])
     assert r.exit_code == 0, r.output
     ours, theirs = np.load(out / "subsets" / f"{name}.npy"), np.load(tmp_path / "s.npy")
     assert len(ours) == row["size"] and np.array_equal(ours, theirs)
     assert (out / "subsets" / f"{name}.parquet").is_file() == (tmp_path / "s.parquet").is_file()
-    if (tmp_path / "s.parquet").is_file():  # the presets' columns: mixing presets' training captions, fused scores
+    if (
+        tmp_path / "s.parquet"
+    ).is_file():  # the presets' columns: mixing presets' training captions, fused scores
         a = pd.read_parquet(out / "subsets" / f"{name}.parquet").sort_values("uid", ignore_index=True)
         b = pd.read_parquet(tmp_path / "s.parquet").sort_values("uid", ignore_index=True)
         pd.testing.assert_frame_equal(a, b)

@@ -32,11 +32,11 @@ def mini(
         None, help="Pairs in the generated pool (default 6000; 2000 with --quick)."
     ),
     steps: int | None = typer.Option(
-        None, help="Training steps per strategy (default 120; 50 with --quick)."
+        None, help="Training steps per strategy (default 100; 50 with --quick)."
     ),
     batch_size: int | None = typer.Option(None, help="Training batch (default 128; 64 with --quick)."),
     eval_at: str | None = typer.Option(
-        None, help="Comma-separated steps to evaluate at (default 60,120)."
+        None, help="Comma-separated steps to evaluate at (default 50,100)."
     ),
     fraction: float = typer.Option(0.3, help="Fraction kept by the top-fraction strategies."),
     seeds: str | None = typer.Option(

@@ -59,7 +59,16 @@ SIEVE_GEN_OPTIONS: dict[str, Any] = {
     "max_new_tokens": None,
     "prompt": None,  # the mini captioner has no prompt (the sieve signal would bring SIEVE's)
 }
-SIEVE_GEN = GenerationOptions(**SIEVE_GEN_OPTIONS)
+#: greedy decoding for the second run's synthetic captions (the mixing presets' "_greedy" strategies): one
+#: caption per image, the captioner's most likely one, rather than the first of SIEVE's nucleus samples
+GREEDY_GEN_OPTIONS: dict[str, Any] = {
+    **SIEVE_GEN_OPTIONS,
+    "do_sample": False,
+    "top_p": None,
+    "top_k": None,
+    "repetition_penalty": 1.0,
+    "num_return_sequences": 1,
+}
 
 
 # --------------------------------------------------------------------------- shipped models
@@ -180,11 +189,13 @@ def score_pool_pipeline(
     captioner_model: str,
     text_model: str = "all-MiniLM-L6-v2",
     ocr: str = "rapidocr",
-) -> Path:
-    """Score through the real pipeline: write shards, run ``altsift.pipeline.score``; returns the run dir.
+    greedy: bool = True,
+) -> dict[str, Path]:
+    """Score through the real pipeline: write shards, run ``altsift.pipeline.score``; returns the run dirs.
 
-    Signals: basic, clip (raw and synthetic caption: ``clip_score``, ``clip_score_synthetic``), caption,
-    sieve, and with ``ocr="rapidocr"`` also ocr and parrot.
+    ``run``: basic, clip (raw and synthetic caption: ``clip_score``, ``clip_score_synthetic``), caption
+    (SIEVE's 8 nucleus samples), sieve, and with ``ocr="rapidocr"`` also ocr and parrot. ``greedy`` (when
+    set): a second run on the same shards with basic, clip and caption decoded greedily.
     """
     import shutil
 
@@ -192,27 +203,37 @@ def score_pool_pipeline(
     from altsift.pipeline.score import score as run_score
 
     if work.exists():
-        if any(p.name not in ("shards", "run") for p in work.iterdir()):
+        if any(p.name not in ("shards", "run", "run_greedy") for p in work.iterdir()):
             raise ConfigError(f"{work} exists and holds files the bench did not write; choose another --out")
         shutil.rmtree(work)
-    shards = write_shards(pool, work / "shards", shard_size=5000)
-    signals = ["basic", "clip", "caption", "sieve"] + (["ocr", "parrot"] if ocr == "rapidocr" else [])
+    shards = [str(p) for p in write_shards(pool, work / "shards", shard_size=5000)]
+    clip = {
+        "model": clip_model,
+        "backend": "mini",
+        "batch_size": 512,
+        "extra_texts": {"synthetic_caption": "clip_score_synthetic"},
+    }
     tree: dict[str, Any] = {
-        "signals": signals,
+        "signals": ["basic", "clip", "caption", "sieve"] + (["ocr", "parrot"] if ocr == "rapidocr" else []),
         "score": {"batch_size": 512, "progress": False},
-        "clip": {
-            "model": clip_model,
-            "backend": "mini",
-            "batch_size": 512,
-            "extra_texts": {"synthetic_caption": "clip_score_synthetic"},
-        },
+        "clip": clip,
         "caption": {"model": captioner_model, "backend": "mini", "batch_size": 512, **SIEVE_GEN_OPTIONS},
         "sieve": {"model": text_model, "batch_size": 256},
     }
+    runs = {"run": work / "run"}
     cfg = build_config(tree, "mini bench config")
-    run = work / "run"
-    run_score([str(p) for p in shards], run, cfg.signals, cfg)
-    return run
+    run_score(shards, runs["run"], cfg.signals, cfg)
+    if greedy:
+        tree = {
+            "signals": ["basic", "clip", "caption"],
+            "score": {"batch_size": 512, "progress": False},
+            "clip": clip,
+            "caption": {"model": captioner_model, "backend": "mini", "batch_size": 512, **GREEDY_GEN_OPTIONS},
+        }
+        runs["greedy"] = work / "run_greedy"
+        cfg = build_config(tree, "mini bench config (greedy captions)")
+        run_score(shards, runs["greedy"], cfg.signals, cfg)
+    return runs
 
 
 def read_scores(run: Path, pool: W.MiniPool) -> pd.DataFrame:
@@ -248,8 +269,9 @@ def oracle_frame(df: pd.DataFrame, pool: W.MiniPool) -> pd.DataFrame:
 class Strategy:
     """A selection request for ``altsift.select`` (presets with options, where, top fractions).
 
-    ``pool``: ``run`` selects on the run directory (what ``altsift select RUN`` reads); ``oracle`` on the
-    score table with ground-truth OCR columns and the hidden ``kind``.
+    ``pool``: ``run`` selects on the run directory (what ``altsift select RUN`` reads); ``greedy`` on the
+    second run directory, whose synthetic captions are decoded greedily; ``oracle`` on the score table with
+    ground-truth OCR columns and the hidden ``kind``.
     """
 
     name: str
@@ -267,11 +289,20 @@ class Strategy:
             presets={k: dict(v) for k, v in self.presets.items()},
         )
 
-    def cli(self, run_dir: str = "RUN") -> str:
-        """The equivalent ``altsift select`` command (shell-quoted; option values are YAML, as ``--set`` reads)."""
+    def cli(self, source: str | None = None) -> str:
+        """The equivalent ``altsift select`` command (shell-quoted; option values are YAML, as ``--set`` reads).
+
+        The default source names the bench's output: ``OUT/pool/run``, ``OUT/pool/run_greedy`` or, for the
+        oracle rows, ``OUT/scores.parquet`` (the score table with the oracle columns)."""
         import shlex
 
-        parts = ["altsift", "select", run_dir]
+        src = (
+            source
+            or {"run": "OUT/pool/run", "greedy": "OUT/pool/run_greedy", "oracle": "OUT/scores.parquet"}[
+                self.pool
+            ]
+        )
+        parts = ["altsift", "select", src]
         for name, opts in self.presets.items():
             parts += ["--preset", name]
             for k, v in opts.items():
@@ -284,7 +315,7 @@ class Strategy:
         return " ".join(shlex.quote(p) for p in parts)
 
 
-def strategies(fraction: float = 0.3, ocr: str = "rapidocr") -> list[Strategy]:
+def strategies(fraction: float = 0.3, ocr: str = "rapidocr", greedy: bool = True) -> list[Strategy]:
     """The bench's strategies: presets of ``altsift.select`` with their options (pool-wide thresholds)."""
     f = fraction
     pct = f"{round(f * 100)}%"
@@ -309,6 +340,12 @@ def strategies(fraction: float = 0.3, ocr: str = "rapidocr") -> list[Strategy]:
         Strategy("mix_replace_below", "raw caption where raw CLIP >= the top-50% threshold, synthetic below it "
                  "if that passes the same threshold", {"mix_replace_below": {"fraction": 0.5, "filter_synthetic": True}}),
     ]  # fmt: skip
+    if greedy:
+        out += [
+            Strategy(f"{s.name}_greedy", s.description + " (greedy captions)", s.presets, pool="greedy")
+            for s in out
+            if s.name in ("mix_raw_top_synthetic_rest", "mix_raw_top_synthetic_rest_filtered", "mix_best_of")
+        ]  # fmt: skip
     variants = [("", "run")] if ocr == "rapidocr" else []
     variants.append(("_oracle", "oracle"))
     for suffix, pool in variants:
@@ -371,9 +408,9 @@ def composition(kinds: np.ndarray, has_text: np.ndarray, sub: Chosen) -> dict[st
 @dataclass
 class BenchConfig:
     pool_size: int = 6000
-    steps: int = 120
+    steps: int = 100
     batch_size: int = 128
-    eval_at: tuple[int, ...] = (60, 120)
+    eval_at: tuple[int, ...] = (50, 100)
     fraction: float = 0.3
     #: training seeds: each trains a fresh CLIP per subset (init and batch order); the pool is one (pool_seed)
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -384,12 +421,14 @@ class BenchConfig:
     clip_model: str = str(ASSETS / "web_clip")
     captioner_model: str = str(ASSETS / "captioner")
     only: tuple[str, ...] = ()
+    #: also score the pool with greedy synthetic captions and run the mixing presets on them ("_greedy" rows)
+    greedy: bool = True
     #: clean test set sizes: zero-shot, binding, retrieval, text probe
     test_sizes: tuple[int, int, int, int] = (960, 1000, 1000, 300)
 
     @classmethod
     def quick(cls) -> BenchConfig:
-        return cls(pool_size=2000, steps=50, batch_size=64, eval_at=(25, 50), seeds=(0,), ocr="oracle",
+        return cls(pool_size=2000, steps=50, batch_size=64, eval_at=(25, 50), seeds=(0,), ocr="oracle", greedy=False,
                    test_sizes=(480, 500, 500, 200))  # fmt: skip
 
 
@@ -412,7 +451,7 @@ def run_bench(
         raise ConfigError(f"ocr must be 'rapidocr' or 'oracle', got '{cfg.ocr}'")
     if not cfg.seeds:
         raise ConfigError("give at least one training seed")
-    known = strategies(cfg.fraction, cfg.ocr)
+    known = strategies(cfg.fraction, cfg.ocr, cfg.greedy)
     if unknown := [s for s in cfg.only if s not in {k.name for k in known}]:
         raise ConfigError(f"unknown strategies {unknown}. Known: {', '.join(k.name for k in known)}")
     chosen_strats = [s for s in known if not cfg.only or s.name in cfg.only]
@@ -424,10 +463,18 @@ def run_bench(
     progress(f"pool of {len(pool)} pairs generated ({dict(pd.Series(pool.kinds).value_counts())})")
     root = out or Path(tempfile.mkdtemp(prefix="altsift_mini_"))
     t0 = time.perf_counter()
-    run = score_pool_pipeline(pool, root / "pool", cfg.clip_model, cfg.captioner_model, ocr=cfg.ocr)
+    runs = score_pool_pipeline(
+        pool, root / "pool", cfg.clip_model, cfg.captioner_model, ocr=cfg.ocr, greedy=cfg.greedy
+    )
     score_s = time.perf_counter() - t0
-    progress(f"scored through the pipeline in {score_s:.1f}s ({run})")
-    df = read_scores(run, pool)
+    progress(f"scored through the pipeline in {score_s:.1f}s ({', '.join(map(str, runs.values()))})")
+    df = read_scores(runs["run"], pool)
+    captions = {
+        "first_nucleus_sample": caption_metrics(df["synthetic_caption"].fillna("").tolist(), pool.gt_captions)
+    }
+    if "greedy" in runs:
+        g = read_scores(runs["greedy"], pool)["synthetic_caption"].fillna("").tolist()
+        captions["greedy"] = caption_metrics(g, pool.gt_captions)
     oracle = oracle_frame(df, pool)
     kinds = np.asarray(pool.kinds)
     true_text = np.asarray(pool.words) != ""
@@ -441,7 +488,7 @@ def run_bench(
     sel_log.setLevel(logging.ERROR)  # provenance warnings (mini CLIP is not L/14) are collected once below
     try:
         for s in chosen_strats:
-            source = run if s.pool == "run" else oracle
+            source = oracle if s.pool == "oracle" else runs[s.pool]
             subsets[s.name] = select(s, source, pool.texts, sel_dir / f"{s.name}.npy")
             warnings.update(subsets[s.name].warnings)
     finally:
@@ -499,6 +546,7 @@ def run_bench(
             else "oracle only: the rendered word from the world's ground truth (no OCR model run)"
         ),
         "ocr_quality": ocr_quality,
+        "caption_quality_vs_ground_truth": captions,
         "selection_warnings": sorted(warnings),
         "web_clip_probe": text_probe(clip, probe, list(W.WORDS)),
         "web_clip_eval": evaluate(clip, tests),
@@ -552,6 +600,14 @@ CLAIMS: tuple[tuple[str, str, str, str, int], ...] = (
      "mix_raw_top_synthetic_rest_filtered", "clip_top", "zs_acc", 1),
     ("Nguyen et al.: raw top 30% + filtered synthetic beats raw top 30% (retrieval)",
      "mix_raw_top_synthetic_rest_filtered", "clip_top", "i2t_r1", 1),
+    ("Nguyen et al., greedy captions: raw top 30% + filtered synthetic beats raw top 30% (zero-shot)",
+     "mix_raw_top_synthetic_rest_filtered_greedy", "clip_top", "zs_acc", 1),
+    ("Nguyen et al., greedy captions: raw top 30% + filtered synthetic beats raw top 30% (retrieval)",
+     "mix_raw_top_synthetic_rest_filtered_greedy", "clip_top", "i2t_r1", 1),
+    ("Parrot: CLIP-score filtering alone still teaches text spotting (probe gap vs CoTR=0 at the same threshold)",
+     "clip_top", "cotr0_clip_top", "probe_gap", 1),
+    ("Eval sanity: the oracle-filtered subset beats no filter (retrieval)", "oracle_faithful", "no_filter",
+     "i2t_r1", 1),
     ("Eval sanity: the oracle-filtered subset beats no filter (zero-shot)", "oracle_faithful", "no_filter", "zs_acc", 1),
     ("Eval sanity: the oracle-filtered subset beats no filter (binding)", "oracle_faithful", "no_filter",
      "binding_acc", 1),
@@ -648,6 +704,17 @@ def to_markdown(result: dict[str, Any]) -> str:
             f"RapidOCR on the pool: finds text in {q['recall_images_with_text']:.1%} of the images that carry a word, "
             f"false positives on {q['false_positive_rate']:.1%} of those without; reads the exact word on "
             f"{q['exact_word_share']:.1%}; flags {q['parrot_flagged_cotr_gt0']:.1%} of the parrot pairs (CoTR > 0).",
+        ]
+    cq = result.get("caption_quality_vs_ground_truth") or {}
+    if cq:
+        lines += [
+            "",
+            "Synthetic captions vs the scene's ground-truth caption (whole pool): "
+            + "; ".join(
+                f"{k.replace('_', ' ')}: exact {v['exact']:.1%}, word-F1 {v['word_f1']:.3f}"
+                for k, v in cq.items()
+            )
+            + ".",
         ]
     p = result["web_clip_probe"]
     lines += [
