@@ -23,7 +23,10 @@ bench_app.add_typer(mini_app, name="mini")
 def mini(
     ctx: typer.Context,
     out: Path = typer.Option(
-        Path("bench_mini"), "--out", "-o", help="Folder for results.json, results.md, scores.parquet, subsets/ and the scored pool/run."
+        Path("bench_mini"),
+        "--out",
+        "-o",
+        help="Folder for results.json, results.md, scores.parquet, subsets/ and the scored pool/run.",
     ),
     quick: bool = typer.Option(
         False, "--quick", help="Small pool and short training (a few minutes; used by make demo)."
@@ -35,9 +38,7 @@ def mini(
         None, help="Training steps per strategy (default 100; 50 with --quick)."
     ),
     batch_size: int | None = typer.Option(None, help="Training batch (default 128; 64 with --quick)."),
-    eval_at: str | None = typer.Option(
-        None, help="Comma-separated steps to evaluate at (default 50,100)."
-    ),
+    eval_at: str | None = typer.Option(None, help="Comma-separated steps to evaluate at (default 50,100)."),
     fraction: float = typer.Option(0.3, help="Fraction kept by the top-fraction strategies."),
     seeds: str | None = typer.Option(
         None, help="Comma-separated training seeds (default 0,1,2; 0 with --quick); tables report mean ± sd."
@@ -56,7 +57,8 @@ def mini(
         None, help="Mini captioner checkpoint dir (default: the shipped one)."
     ),
     test_sizes: str | None = typer.Option(
-        None, help="Clean test sizes ZS,BINDING,RETRIEVAL,PROBE (default 960,1000,1000,300; halved with --quick)."
+        None,
+        help="Clean test sizes ZS,BINDING,RETRIEVAL,PROBE (default 960,1000,1000,300; halved with --quick).",
     ),
 ) -> None:
     """Generate a noisy pool, score it, select with every strategy, train a fresh tiny CLIP per subset

@@ -398,7 +398,6 @@ def composition(kinds: np.ndarray, has_text: np.ndarray, sub: Chosen) -> dict[st
         out[f"raw_{k}"] = int((raw & (kinds == k)).sum())
     out["parrot_kept_share"] = float((raw & (kinds == "parrot")).sum() / max(1, (kinds == "parrot").sum()))
     out["images_with_text_share"] = float((m & has_text).sum() / max(1, n))
-    out["distinct_images"] = n
     return out
 
 
