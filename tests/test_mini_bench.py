@@ -38,7 +38,7 @@ def bench(tmp_path_factory, cli):
     out = d / "b"
     args = ["bench", "mini", "-o", str(out), "--pool-size", str(POOL), "--steps", "2", "--batch-size", "16",
             "--seeds", "0,1", "--test-sizes", "48,20,20,10", "--clip-model", str(clip),
-            "--captioner-model", str(cap), "--pool-seed", "3"]  # fmt: skip
+            "--captioner-model", str(cap), "--pool-seed", "3", "--only", "all"]  # fmt: skip
     r = cli(args)
     assert r.exit_code == 0, r.output
     return out, json.loads((out / "results.json").read_text()), r.output

@@ -34,11 +34,9 @@ def mini(
     pool_size: int | None = typer.Option(
         None, help="Pairs in the generated pool (default 6000; 2000 with --quick)."
     ),
-    steps: int | None = typer.Option(
-        None, help="Training steps per strategy (default 100; 50 with --quick)."
-    ),
+    steps: int | None = typer.Option(None, help="Training steps per strategy (default 80; 50 with --quick)."),
     batch_size: int | None = typer.Option(None, help="Training batch (default 128; 64 with --quick)."),
-    eval_at: str | None = typer.Option(None, help="Comma-separated steps to evaluate at (default 50,100)."),
+    eval_at: str | None = typer.Option(None, help="Comma-separated steps to evaluate at (default 40,80)."),
     fraction: float = typer.Option(0.3, help="Fraction kept by the top-fraction strategies."),
     seeds: str | None = typer.Option(
         None, help="Comma-separated training seeds (default 0,1,2; 0 with --quick); tables report mean ± sd."
@@ -49,7 +47,10 @@ def mini(
         help="'rapidocr' (default): the ocr and parrot signals run, and the report also shows the oracle rows; "
         "'oracle' (--quick): only the ground-truth OCR rows.",
     ),
-    only: str | None = typer.Option(None, help="Comma-separated strategy names to run (default: all)."),
+    only: str | None = typer.Option(
+        None,
+        help="Comma-separated strategy names, or 'all' (default: the 13 of the recorded full run; all with --quick).",
+    ),
     clip_model: str | None = typer.Option(
         None, help="Mini CLIP checkpoint dir (default: the shipped web_clip)."
     ),
@@ -95,7 +96,7 @@ def mini(
             raise ConfigError(f"--test-sizes needs 4 comma-separated integers, got '{test_sizes}'")
         cfg.test_sizes = sizes  # type: ignore[assignment]
     if only:
-        cfg.only = tuple(s.strip() for s in only.split(",") if s.strip())
+        cfg.only = () if only.strip() == "all" else tuple(s.strip() for s in only.split(",") if s.strip())
     res = run_bench(cfg, out, progress=lambda s: typer.echo(s, err=True))
     typer.echo((out / "results.md").read_text())
     typer.echo(f"wrote {out}/results.json, results.md, scores.parquet in {res['total_seconds']:.0f}s")
