@@ -635,6 +635,10 @@ def findings(result: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         right = c["diff"] * sign > 0
         c["claim"] = claim
+        if c["diff"] == 0:
+            c["verdict"] = "no difference"
+            out.append(c)
+            continue
         one = c["a_sd"] == 0.0 and c["b_sd"] == 0.0 and len(result["config"]["seeds"]) == 1
         c["verdict"] = (
             ("same direction (one seed: no spread, not a verdict)" if right else "opposite (one seed: not a verdict)")
