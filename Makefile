@@ -21,7 +21,9 @@ $(STAMP): requirements.txt pyproject.toml
 demo: $(STAMP)
 	$(BIN)/altsift demo --out demo_out
 	# the miniature DataComp with the shipped tiny models: score, select with each strategy, train, evaluate
+	# (--quick: 2000 pairs, one seed, oracle OCR; about 2-3 min on 2 cores)
 	$(BIN)/altsift bench mini --quick -o demo_out/bench_mini
+	@echo "Full mini DataComp (6000 pairs, 13 strategies x 3 seeds, RapidOCR, mean ± sd; 15-40 min on 2 cores, see benchmarks/RESULTS_mini.md): make bench-mini"
 
 bench-mini: $(STAMP)
 	$(BIN)/altsift bench mini -o bench_mini

@@ -3,6 +3,8 @@
 Metrics (all on clean images the pool never contains):
   - ``zs_acc``: 48-way zero-shot classification of single objects (chance 2.1%), each class embedded as the
     normalised mean over a prompt ensemble ("a small red circle on stripes", ...: sizes x textures);
+  - ``zs_colour_acc`` / ``zs_shape_acc``: share of those predictions with the right colour / shape (chance
+    1/8 and 1/6);
   - ``zs_acc_word``: the same scenes with a random word rendered in them (typographic distraction);
   - ``binding_acc``: two big objects on a plain background, "a big red circle and a big blue star" vs the
     colour-swapped caption (chance 50%);
@@ -16,7 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from altsift.mini.world import ProbeSet, TestSets
+from altsift.mini.world import SHAPES, ProbeSet, TestSets
 
 
 class ArrayEncoder(Protocol):
@@ -60,7 +62,10 @@ def class_embeddings(enc: Any, classes: list[str], templates: list[str]) -> np.n
 def evaluate(enc: ArrayEncoder, tests: TestSets) -> dict[str, float]:
     """All downstream metrics for an encoder exposing ``encode_arrays`` / ``encode_texts``."""
     cls = class_embeddings(enc, [c.removeprefix("a ") for c in tests.zs_classes], tests.zs_templates)
-    zs = zeroshot_accuracy(enc.encode_arrays(tests.zs_images), cls, tests.zs_labels)
+    zs_img = enc.encode_arrays(tests.zs_images)
+    zs = zeroshot_accuracy(zs_img, cls, tests.zs_labels)
+    # the 48 classes are colour-major ("a {colour} {shape}"): which half of the answer is right
+    pred, lab, n_shapes = (zs_img @ cls.T).argmax(1), np.asarray(tests.zs_labels), len(SHAPES)
     zsw = zeroshot_accuracy(enc.encode_arrays(tests.zs_word_images), cls, tests.zs_labels)
     bind_img = enc.encode_arrays(tests.bind_images)
     bind = pair_accuracy(
@@ -69,7 +74,9 @@ def evaluate(enc: ArrayEncoder, tests: TestSets) -> dict[str, float]:
     i2t, t2i = retrieval_r1(
         enc.encode_arrays(tests.ret_images), _unique_texts(enc, tests.ret_texts), tests.ret_texts
     )
-    return {"zs_acc": zs, "zs_acc_word": zsw, "binding_acc": bind, "i2t_r1": i2t, "t2i_r1": t2i}
+    return {"zs_acc": zs, "zs_acc_word": zsw, "binding_acc": bind, "i2t_r1": i2t, "t2i_r1": t2i,
+            "zs_colour_acc": float(np.mean(pred // n_shapes == lab // n_shapes)),
+            "zs_shape_acc": float(np.mean(pred % n_shapes == lab % n_shapes))}  # fmt: skip
 
 
 def text_probe(enc: ArrayEncoder, probe: ProbeSet, words: list[str]) -> dict[str, float]:
