@@ -47,10 +47,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 DEFAULT_DJ = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "altsift" / "venv-datajuicer"
-PHOTOS = ("astronaut", "chelsea", "coffee", "hubble_deep_field", "immunohistochemistry", "stereo_motorcycle",
-          "rocket", "retina")
+PHOTOS = (
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "stereo_motorcycle",
+    "rocket",
+    "retina",
+)
 
-DJ_WORKER = r'''
+DJ_WORKER = r"""
 import json, sys, time
 job = json.load(open(sys.argv[1]))
 import torch
@@ -73,7 +81,7 @@ for _ in range(job["repeat"]):
 out["scores"] = [float(s[StatsKeys.image_text_similarity][0]) for s in res[Fields.stats]]
 out["version"] = __import__("data_juicer").__version__
 json.dump(out, open(sys.argv[2], "w"))
-'''
+"""
 
 
 def make_checkpoint(path: Path, bpe: str | None) -> Path:
@@ -86,11 +94,25 @@ def make_checkpoint(path: Path, bpe: str | None) -> Path:
     tok = clip_bpe_tokenizer(bpe) if bpe else tiny_tokenizer()
     eos, bos = tok.convert_tokens_to_ids("<|endoftext|>"), tok.convert_tokens_to_ids("<|startoftext|>")
     cfg = CLIPConfig(
-        text_config=dict(vocab_size=len(tok), hidden_size=512, intermediate_size=2048, num_hidden_layers=12,
-                         num_attention_heads=8, max_position_embeddings=77, bos_token_id=bos, eos_token_id=eos,
-                         pad_token_id=eos),
-        vision_config=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-                           image_size=224, patch_size=32),
+        text_config=dict(
+            vocab_size=len(tok),
+            hidden_size=512,
+            intermediate_size=2048,
+            num_hidden_layers=12,
+            num_attention_heads=8,
+            max_position_embeddings=77,
+            bos_token_id=bos,
+            eos_token_id=eos,
+            pad_token_id=eos,
+        ),
+        vision_config=dict(
+            hidden_size=768,
+            intermediate_size=3072,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            image_size=224,
+            patch_size=32,
+        ),
         projection_dim=512,
     )
     torch.manual_seed(0)
@@ -136,8 +158,11 @@ def write_shards(work: Path, paths: list[Path], texts: list[str], per: int) -> l
         p.parent.mkdir(parents=True, exist_ok=True)
         with tarfile.open(p, "w") as tf:
             for i in range(s0, min(s0 + per, len(paths))):
-                for ext, data in (("jpg", paths[i].read_bytes()), ("txt", texts[i].encode()),
-                                  ("json", json.dumps({"uid": f"{i:032x}"}).encode())):
+                for ext, data in (
+                    ("jpg", paths[i].read_bytes()),
+                    ("txt", texts[i].encode()),
+                    ("json", json.dumps({"uid": f"{i:032x}"}).encode()),
+                ):
                     info = tarfile.TarInfo(f"{i:09d}.{ext}")
                     info.size = len(data)
                     tf.addfile(info, io.BytesIO(data))
@@ -172,8 +197,10 @@ class Systems:
             proc = CLIPImageProcessorPil.from_pretrained(self.model_dir)
             tok = AutoTokenizer.from_pretrained(self.model_dir)
             px = [proc(self.images[a:b], return_tensors="pt")["pixel_values"] for a, b in self.batches]
-            ids = [tok(self.texts[a:b], padding=True, truncation=True, max_length=77, return_tensors="pt")
-                   for a, b in self.batches]
+            ids = [
+                tok(self.texts[a:b], padding=True, truncation=True, max_length=77, return_tensors="pt")
+                for a, b in self.batches
+            ]
             self._bare = (model, px, ids)
             with torch.inference_mode():
                 model.get_image_features(pixel_values=px[0][:2])
@@ -195,8 +222,14 @@ class Systems:
         from altsift.signals.clip import ClipSignal
 
         if precision not in self._signals:
-            sig = ClipSignal({"model": str(self.model_dir), "device": "cpu", "precision": precision,
-                              "batch_size": self.a.batch})
+            sig = ClipSignal(
+                {
+                    "model": str(self.model_dir),
+                    "device": "cpu",
+                    "precision": precision,
+                    "batch_size": self.a.batch,
+                }
+            )
             sig({"status": ["ok"] * 2, "image": self.images[:2], "text": self.texts[:2]})  # warm-up
             self._signals[precision] = sig
         sig = self._signals[precision]
@@ -218,9 +251,13 @@ class Systems:
         from altsift.config import build_config
         from altsift.pipeline.score import Scorer
 
-        cfg = build_config({"signals": ["clip"], "clip": {"model": str(self.model_dir), "device": "cpu",
-                                                           "batch_size": self.a.batch},
-                            "score": {"batch_size": self.a.batch, "progress": False}})
+        cfg = build_config(
+            {
+                "signals": ["clip"],
+                "clip": {"model": str(self.model_dir), "device": "cpu", "batch_size": self.a.batch},
+                "score": {"batch_size": self.a.batch, "progress": False},
+            }
+        )
         if not hasattr(self, "_scorer"):
             self._scorer = Scorer(self.work / "run_warm", cfg.signals, cfg)
             self._scorer.score(self.shards[:1])  # loads the model
@@ -238,13 +275,23 @@ class Systems:
 
     # ------------------------------------------------------------------ Data-Juicer
     def datajuicer(self) -> float:
-        job = {"model": str(self.model_dir), "images": [str(p) for p in self.paths], "texts": self.texts,
-               "threads": self.a.threads or _threads(), "batch": self.a.batch, "repeat": 1}
+        job = {
+            "model": str(self.model_dir),
+            "images": [str(p) for p in self.paths],
+            "texts": self.texts,
+            "threads": self.a.threads or _threads(),
+            "batch": self.a.batch,
+            "repeat": 1,
+        }
         jf, of = self.work / "dj_job.json", self.work / "dj_out.json"
         jf.write_text(json.dumps(job))
         (self.work / "dj_worker.py").write_text(DJ_WORKER)
-        r = subprocess.run([str(self.a.dj_python), str(self.work / "dj_worker.py"), str(jf), str(of)],
-                           capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        r = subprocess.run(
+            [str(self.a.dj_python), str(self.work / "dj_worker.py"), str(jf), str(of)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        )
         if r.returncode != 0:
             raise RuntimeError(f"Data-Juicer worker failed:\n{r.stderr[-3000:]}")
         res = json.loads(of.read_text())
@@ -259,15 +306,23 @@ class Systems:
         if not hasattr(self, "_proxy"):
             from transformers import AutoProcessor, CLIPModel
 
-            self._proxy = (CLIPModel.from_pretrained(self.model_dir).eval(),
-                           AutoProcessor.from_pretrained(self.model_dir))
+            self._proxy = (
+                CLIPModel.from_pretrained(self.model_dir).eval(),
+                AutoProcessor.from_pretrained(self.model_dir),
+            )
         model, processor = self._proxy
         out = []
         t0 = time.perf_counter()
         for p, t in zip(self.paths, self.texts, strict=True):
             img = Image.open(p).convert("RGB")  # mm_utils.load_image
-            inputs = processor(text=t, images=[img], return_tensors="pt", truncation=True,
-                               max_length=model.config.text_config.max_position_embeddings, padding=True)
+            inputs = processor(
+                text=t,
+                images=[img],
+                return_tensors="pt",
+                truncation=True,
+                max_length=model.config.text_config.max_position_embeddings,
+                padding=True,
+            )
             outputs = model(**inputs)  # no torch.no_grad(), as in the op
             out.append(float((outputs.logits_per_text / 100.0).mean()))
         dt = time.perf_counter() - t0
@@ -286,11 +341,17 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=96, help="image-text pairs")
     ap.add_argument("--batch", type=int, default=32, help="pairs per batch (bare, altsift, score.batch_size)")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=0, help="torch threads in every process (0: torch default)")
+    ap.add_argument(
+        "--threads", type=int, default=0, help="torch threads in every process (0: torch default)"
+    )
     ap.add_argument("--texts", type=Path, default=ROOT / "tests" / "data" / "laion_alt_texts_200.parquet")
-    ap.add_argument("--bpe", help="OpenAI CLIP merges file: real CLIP token lengths (see clip_text_padding.py)")
+    ap.add_argument(
+        "--bpe", help="OpenAI CLIP merges file: real CLIP token lengths (see clip_text_padding.py)"
+    )
     ap.add_argument("--dj-python", type=Path, default=DEFAULT_DJ / "bin" / "python")
-    ap.add_argument("--proxy", action="store_true", help="also run the Data-Juicer proxy next to the real one")
+    ap.add_argument(
+        "--proxy", action="store_true", help="also run the Data-Juicer proxy next to the real one"
+    )
     ap.add_argument("--systems", nargs="+", default=None, help="subset of systems to run")
     a = ap.parse_args()
 
@@ -310,11 +371,17 @@ def main() -> None:
             names.append("datajuicer_proxy")
         if a.systems:
             names = [s for s in names if s in a.systems]
-        run = {"bare": sy.bare, "altsift_fp32": lambda: sy.signal("fp32"), "altsift_bf16": lambda: sy.signal("bf16"),
-               "altsift_e2e": sy.e2e, "datajuicer": sy.datajuicer, "datajuicer_proxy": sy.datajuicer_proxy}
+        run = {
+            "bare": sy.bare,
+            "altsift_fp32": lambda: sy.signal("fp32"),
+            "altsift_bf16": lambda: sy.signal("bf16"),
+            "altsift_e2e": sy.e2e,
+            "datajuicer": sy.datajuicer,
+            "datajuicer_proxy": sy.datajuicer_proxy,
+        }
         rates: dict[str, list[float]] = {k: [] for k in names}
         for r in range(a.rounds):
-            order = names[r % len(names):] + names[: r % len(names)]
+            order = names[r % len(names) :] + names[: r % len(names)]
             for k in order:
                 dt = run[k]()
                 rates[k].append(a.n / dt)
@@ -325,9 +392,11 @@ def main() -> None:
 def report(a: argparse.Namespace, sy: Systems, rates: dict[str, list[float]], have_dj: bool) -> None:
     med = {k: statistics.median(v) for k, v in rates.items()}
     print()
-    print(f"n={a.n} pairs, batch {a.batch}, {a.rounds} interleaved rounds, torch threads "
-          f"{a.threads or _threads()}, tokenizer: {'OpenAI CLIP BPE' if a.bpe else 'tiny byte-level'}"
-          + (f", Data-Juicer {sy.dj_version}" if hasattr(sy, "dj_version") else ""))
+    print(
+        f"n={a.n} pairs, batch {a.batch}, {a.rounds} interleaved rounds, torch threads "
+        f"{a.threads or _threads()}, tokenizer: {'OpenAI CLIP BPE' if a.bpe else 'tiny byte-level'}"
+        + (f", Data-Juicer {sy.dj_version}" if hasattr(sy, "dj_version") else "")
+    )
     print("| system | pairs/s (median) | min - max |")
     print("|---|---|---|")
     for k, v in rates.items():
@@ -339,13 +408,17 @@ def report(a: argparse.Namespace, sy: Systems, rates: dict[str, list[float]], ha
         if k in med and dj:
             print(f"{k} / {dj}: {med[k] / med[dj]:.2f}x")
     if hasattr(sy, "padded_bare") and hasattr(sy, "padded_altsift"):
-        print(f"text tokens per pair through the text tower: bare {sy.padded_bare:.1f}, altsift {sy.padded_altsift:.1f}")
+        print(
+            f"text tokens per pair through the text tower: bare {sy.padded_bare:.1f}, altsift {sy.padded_altsift:.1f}"
+        )
     ref = sy.scores.get("bare")
     if ref is not None:
         for k, s in sy.scores.items():
             if k != "bare":
                 d = np.abs(np.asarray(s, dtype=np.float64) - ref)
-                print(f"scores {k} vs bare: max |diff| {d.max():.2e}, pairs differing > 1e-4: {(d > 1e-4).sum()}")
+                print(
+                    f"scores {k} vs bare: max |diff| {d.max():.2e}, pairs differing > 1e-4: {(d > 1e-4).sum()}"
+                )
 
 
 if __name__ == "__main__":

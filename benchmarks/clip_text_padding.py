@@ -110,8 +110,10 @@ def measure_forward_cost(threads: int, reps: int = 7) -> None:
             pts.append((rows * 16, best))
             print(f"  {rows:>3} x 16 tokens: {best * 1e3:.1f} ms")
     slope, fixed = np.polyfit([p[0] for p in pts], [p[1] for p in pts], 1)
-    print(f"per token {slope * 1e3:.3f} ms, per forward {fixed * 1e3:.1f} ms = {fixed / slope:.0f} tokens "
-          f"(torch threads {torch.get_num_threads()})")
+    print(
+        f"per token {slope * 1e3:.3f} ms, per forward {fixed * 1e3:.1f} ms = {fixed / slope:.0f} tokens "
+        f"(torch threads {torch.get_num_threads()})"
+    )
 
 
 def _timed(fn) -> float:
@@ -128,8 +130,11 @@ def main() -> None:
     ap.add_argument("--bpe", help="OpenAI CLIP merges file (bpe_simple_vocab_16e6.txt.gz)")
     ap.add_argument("--call", type=int, nargs="+", default=[32, 64, 256], help="rows per signal call")
     ap.add_argument("--batch", type=int, default=32, help="rows per forward pass")
-    ap.add_argument("--forward-cost", action="store_true",
-                    help="measure the fixed cost of one text-tower forward (B/32 shapes) in tokens instead")
+    ap.add_argument(
+        "--forward-cost",
+        action="store_true",
+        help="measure the fixed cost of one text-tower forward (B/32 shapes) in tokens instead",
+    )
     ap.add_argument("--threads", type=int, default=0, help="torch threads for --forward-cost (0: default)")
     a = ap.parse_args()
     if a.forward_cost:
@@ -142,13 +147,21 @@ def main() -> None:
     texts = [openai_clean(t) for t in read_texts(a.texts)]
     tok = clip_bpe_tokenizer(a.bpe) if a.bpe else tiny_tokenizer()
     lengths = np.array([len(x) for x in tok(texts, truncation=True, max_length=77)["input_ids"]])
-    print(f"{len(texts)} texts from {a.texts.name}; tokenizer: {'OpenAI CLIP BPE' if a.bpe else 'tiny byte-level'}; "
-          f"tokens per text incl. start/end: mean {lengths.mean():.1f}, median {np.median(lengths):.0f}, "
-          f"truncated at 77: {(lengths == 77).mean():.1%}")
+    print(
+        f"{len(texts)} texts from {a.texts.name}; tokenizer: {'OpenAI CLIP BPE' if a.bpe else 'tiny byte-level'}; "
+        f"tokens per text incl. start/end: mean {lengths.mean():.1f}, median {np.median(lengths):.0f}, "
+        f"truncated at 77: {(lengths == 77).mean():.1%}"
+    )
     print(f"{'call':>5} {'strategy':<22} {'padded tokens/text':>19} {'forwards/1000 texts':>20}")
     for call in a.call:
-        rows = [("unsorted", 0), ("sorted_fixed", 0), ("buckets cpu", FORWARD_COST_TOKENS["cpu"]),
-                ("buckets cuda", FORWARD_COST_TOKENS["cuda"]), ("pool_sorted", 0), ("per_pair", 0)]
+        rows = [
+            ("unsorted", 0),
+            ("sorted_fixed", 0),
+            ("buckets cpu", FORWARD_COST_TOKENS["cpu"]),
+            ("buckets cuda", FORWARD_COST_TOKENS["cuda"]),
+            ("pool_sorted", 0),
+            ("per_pair", 0),
+        ]
         for name, cost in rows:
             t, p = padded(lengths, call, a.batch, name.split()[0], cost)
             print(f"{call:>5} {name:<22} {t / len(lengths):>19.1f} {1000 * p / len(lengths):>20.1f}")

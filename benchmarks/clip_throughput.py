@@ -56,7 +56,8 @@ def main() -> None:
     )
     ap.add_argument("--tiny", action="store_true", help="tiny model (smoke test)")
     ap.add_argument(
-        "--e2e", action="store_true",
+        "--e2e",
+        action="store_true",
         help="also time the whole `altsift score` path: tar reading, JPEG decoding in threads, "
         "preprocessing, model, parquet writing",
     )
@@ -72,7 +73,9 @@ def main() -> None:
     images = [Image.fromarray(np.roll(base, i * 7, axis=1)) for i in range(a.n)]
     import pandas as pd
 
-    alt = pd.read_parquet(Path(__file__).resolve().parents[1] / "tests" / "data" / "laion_alt_texts_200.parquet")
+    alt = pd.read_parquet(
+        Path(__file__).resolve().parents[1] / "tests" / "data" / "laion_alt_texts_200.parquet"
+    )
     texts = [alt["TEXT"].astype(str).tolist()[i % len(alt)] for i in range(a.n)]  # real LAION alt-texts
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -141,15 +144,27 @@ def run_e2e(tmp: Path, model: Path, images: list, texts: list, a: argparse.Names
             for i in range(s0, min(s0 + per, len(images))):
                 b = io.BytesIO()
                 images[i].save(b, "JPEG", quality=90)
-                for ext, data in (("jpg", b.getvalue()), ("txt", texts[i].encode()),
-                                  ("json", json.dumps({"uid": f"{i:032x}"}).encode())):
+                for ext, data in (
+                    ("jpg", b.getvalue()),
+                    ("txt", texts[i].encode()),
+                    ("json", json.dumps({"uid": f"{i:032x}"}).encode()),
+                ):
                     info = tarfile.TarInfo(f"{i:09d}.{ext}")
                     info.size = len(data)
                     tf.addfile(info, io.BytesIO(data))
         shards.append(str(p))
-    cfg = build_config({"signals": ["clip"], "clip": {"model": str(model), "device": a.device,
-                        "precision": a.precision, "batch_size": a.batch},
-                        "score": {"batch_size": a.batch, "progress": False, "verify_images": False}})
+    cfg = build_config(
+        {
+            "signals": ["clip"],
+            "clip": {
+                "model": str(model),
+                "device": a.device,
+                "precision": a.precision,
+                "batch_size": a.batch,
+            },
+            "score": {"batch_size": a.batch, "progress": False, "verify_images": False},
+        }
+    )
     scorer = Scorer(tmp / "run_warm", cfg.signals, cfg)
     scorer.score(shards[:1])  # loads the model, warms up
     scorer.run_dir = tmp / "run"

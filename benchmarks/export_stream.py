@@ -50,10 +50,12 @@ def make_shards(root: Path, shards: int, per: int, side: int, extra_kb: int, see
             for j in range(per):
                 key = f"{s:04d}{j:05d}"
                 uid = f"{s:08x}{j:08x}{0:016x}"
-                members = {"jpg": jpgs[(s * per + j) % len(jpgs)],
-                           "txt": f"a photo number {j} of shard {s} with a red car".encode(),
-                           "json": json.dumps({"uid": uid, "url": f"http://x/{key}.jpg"}).encode(),
-                           "npy": extra}
+                members = {
+                    "jpg": jpgs[(s * per + j) % len(jpgs)],
+                    "txt": f"a photo number {j} of shard {s} with a red car".encode(),
+                    "json": json.dumps({"uid": uid, "url": f"http://x/{key}.jpg"}).encode(),
+                    "npy": extra,
+                }
                 for ext, data in members.items():
                     info = tarfile.TarInfo(f"{key}.{ext}")
                     info.size = len(data)
@@ -128,40 +130,63 @@ def main() -> None:
     try:
         shards = make_shards(tmp / "in", a.shards, a.per_shard, a.side, a.extra_kb)
         size = sum(p.stat().st_size for p in shards)
-        cfg = build_config({"signals": ["basic"], "basic": {"min_words": 1},
-                            "score": {"progress": False, "verify_images": False}})
+        cfg = build_config(
+            {
+                "signals": ["basic"],
+                "basic": {"min_words": 1},
+                "score": {"progress": False, "verify_images": False},
+            }
+        )
         score([str(p) for p in shards], tmp / "run", cfg.signals, cfg)
         import pyarrow.dataset as ds
 
         from altsift.io.uids import save_subset
 
         t = ds.dataset(str(tmp / "run" / "scores")).to_table(columns=["uid", "key"])
-        chosen = [(u, k) for u, k in zip(t.column("uid").to_pylist(), t.column("key").to_pylist(), strict=True)
-                  if int(k[-1]) % 2 == 0]  # every other sample
+        chosen = [
+            (u, k)
+            for u, k in zip(t.column("uid").to_pylist(), t.column("key").to_pylist(), strict=True)
+            if int(k[-1]) % 2 == 0
+        ]  # every other sample
         save_subset(tmp / "sub.npy", [u for u, _ in chosen])
         keys = [k for _, k in chosen]
         (tmp / "keys.json").write_text(json.dumps(keys))
-        print(f"{len(shards)} shards, {a.shards * a.per_shard} samples, {size / 2**20:.0f} MiB; "
-              f"{len(keys)} selected", file=sys.stderr)
+        print(
+            f"{len(shards)} shards, {a.shards * a.per_shard} samples, {size / 2**20:.0f} MiB; "
+            f"{len(keys)} selected",
+            file=sys.stderr,
+        )
         res: dict[str, list[dict]] = {"tar": [], "export": []}
         for r in range(a.rounds):
             order = ["tar", "export"] if r % 2 == 0 else ["export", "tar"]
             for kind in order:
                 out = tmp / f"out_{kind}_{r}"
-                argv = ([kind, json.dumps([str(p) for p in shards]), str(tmp / "keys.json"), str(out)]
-                        if kind == "tar" else [kind, str(tmp / "run"), str(tmp / "sub.npy"), str(out)])
+                argv = (
+                    [kind, json.dumps([str(p) for p in shards]), str(tmp / "keys.json"), str(out)]
+                    if kind == "tar"
+                    else [kind, str(tmp / "run"), str(tmp / "sub.npy"), str(out)]
+                )
                 m = measure(argv)
                 res[kind].append(m)
-                print(f"round {r} {kind}: {m['samples']} samples, {m['seconds']:.2f} s, "
-                      f"{m['peak_mb']:.0f} MB", file=sys.stderr)
+                print(
+                    f"round {r} {kind}: {m['samples']} samples, {m['seconds']:.2f} s, {m['peak_mb']:.0f} MB",
+                    file=sys.stderr,
+                )
                 shutil.rmtree(out, ignore_errors=True)
-        med = {k: {"rate": statistics.median(x["samples"] / x["seconds"] for x in v),
-                   "peak": statistics.median(x["peak_mb"] for x in v)} for k, v in res.items()}
+        med = {
+            k: {
+                "rate": statistics.median(x["samples"] / x["seconds"] for x in v),
+                "peak": statistics.median(x["peak_mb"] for x in v),
+            }
+            for k, v in res.items()
+        }
         print("| system | samples/s (median) | peak RSS MB (median) |\n|---|---:|---:|")
         for k in ("tar", "export"):
             print(f"| {k} | {med[k]['rate']:.0f} | {med[k]['peak']:.0f} |")
-        print(f"\nexport / tar: throughput {med['export']['rate'] / med['tar']['rate']:.2f}x, "
-              f"peak RSS {med['export']['peak'] / med['tar']['peak']:.2f}x; input {size / 2**20:.0f} MiB")
+        print(
+            f"\nexport / tar: throughput {med['export']['rate'] / med['tar']['rate']:.2f}x, "
+            f"peak RSS {med['export']['peak'] / med['tar']['peak']:.2f}x; input {size / 2**20:.0f} MiB"
+        )
     finally:
         if a.dir is None:
             shutil.rmtree(tmp, ignore_errors=True)

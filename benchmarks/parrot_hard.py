@@ -142,7 +142,9 @@ def _region_layer(
         stroke, stroke_fill = max(1, size // 14), tuple(int(255 - v) for v in base) + (255,)
     elif style == "shadow":
         off = max(1, size // 12)
-        d.multiline_text((pad - x0 + off, pad - y0 + off), text, font=font, spacing=size // 4, fill=(0, 0, 0, 160))
+        d.multiline_text(
+            (pad - x0 + off, pad - y0 + off), text, font=font, spacing=size // 4, fill=(0, 0, 0, 160)
+        )
     d.multiline_text((pad - x0, pad - y0), text, font=font, fill=fill, spacing=size // 4,
                      stroke_width=stroke, stroke_fill=stroke_fill)  # fmt: skip
     if rng.random() < 0.3:  # perspective warp
@@ -177,7 +179,11 @@ def render(
     im = bg.convert("RGBA")
     gray = np.asarray(bg.convert("L"), np.float64)
     n_regions = min(len(words), int(rng.integers(1, 4)))
-    cuts = sorted(rng.choice(np.arange(1, len(words)), n_regions - 1, replace=False).tolist()) if n_regions > 1 else []
+    cuts = (
+        sorted(rng.choice(np.arange(1, len(words)), n_regions - 1, replace=False).tolist())
+        if n_regions > 1
+        else []
+    )
     parts = [words[a:b] for a, b in zip([0, *cuts], [*cuts, len(words)], strict=True)]
     short = min(im.size)
     taken: list[tuple[int, int, int, int]] = []
@@ -303,14 +309,20 @@ def run(cases: list[dict], options: dict, threads: int, baseline: bool) -> dict[
         "text": [c["caption"] for c in cases],
         "image": [c["image"] for c in cases],
     }
-    cols = [boxes_to_columns(b, c["image"].width, c["image"].height, 100) for b, c in zip(boxes, cases, strict=True)]
+    cols = [
+        boxes_to_columns(b, c["image"].width, c["image"].height, 100)
+        for b, c in zip(boxes, cases, strict=True)
+    ]
     ocr = {k: [r[k] for r in cols] for k in cols[0]}
     par = ParrotSignal()({**batch, **ocr})
     pred = np.array([v or 0.0 for v in par["cotr_fuzzy"]])
     rows = {"altsift": scores(cases, ocr["has_text"], pred) | {"ocr_images_per_s": len(cases) / t_alt}}
     if eng is not None:
         pred_b = np.array(
-            [simple_fuzzy(c["caption"], " ".join(r[1] for r in rs).split()) for c, rs in zip(cases, base_res, strict=True)]
+            [
+                simple_fuzzy(c["caption"], " ".join(r[1] for r in rs).split())
+                for c, rs in zip(cases, base_res, strict=True)
+            ]
         )
         rows["rapidocr-default"] = scores(cases, [bool(r) for r in base_res], pred_b) | {
             "ocr_images_per_s": len(cases) / t_base
@@ -347,7 +359,9 @@ def main() -> None:
     for name, m in rows.items():
         print(f"{name:18s} " + " ".join(f"{k}={v:.3f}" for k, v in m.items()))
     if args.json:
-        Path(args.json).write_text(json.dumps({"split": args.split, "n": args.n, "options": options, **rows}, indent=1))
+        Path(args.json).write_text(
+            json.dumps({"split": args.split, "n": args.n, "options": options, **rows}, indent=1)
+        )
 
 
 if __name__ == "__main__":

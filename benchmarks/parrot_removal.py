@@ -66,7 +66,11 @@ def main() -> None:
             cap = set(c["caption"].split())
             words = c["rendered"].split()
             gt_share.append(sum(len(x) for x in words if x in cap) / max(sum(len(x) for x in words), 1))
-            after = {normalize_word(t) for b in reader.spot([inpaint(c["image"], co_polys, 3, 2)])[0] for t in b.text.split()}
+            after = {
+                normalize_word(t)
+                for b in reader.spot([inpaint(c["image"], co_polys, 3, 2)])[0]
+                for t in b.text.split()
+            }
             cw = [normalize_word(x) for x in words if x in cap and normalize_word(x)]
             ow = [normalize_word(x) for x in words if x not in cap and normalize_word(x)]
             if cw:

@@ -29,14 +29,26 @@ def child(run: Path, shards: list[str], batch: int) -> None:
     from altsift.config import build_config
     from altsift.pipeline.score import score
 
-    cfg = build_config({"signals": ["basic"], "score": {"progress": False, "batch_size": batch, "runner": "ray",
-                                                        "verify_images": False}})
+    cfg = build_config(
+        {
+            "signals": ["basic"],
+            "score": {"progress": False, "batch_size": batch, "runner": "ray", "verify_images": False},
+        }
+    )
     t0 = time.perf_counter()
     s = score(shards, run, cfg.signals, cfg)
     seconds = time.perf_counter() - t0
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    print(json.dumps({"shards": len(shards), "samples": s.samples_scored, "seconds": seconds,
-                      "peak_rss_mib": peak_kib / 1024}))
+    print(
+        json.dumps(
+            {
+                "shards": len(shards),
+                "samples": s.samples_scored,
+                "seconds": seconds,
+                "peak_rss_mib": peak_kib / 1024,
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -52,19 +64,41 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         t0 = time.time()
-        shards = [str(p) for p in write_shards(tmp / "in", max(a.sizes), a.per_shard, side=16, distinct_images=16)]
-        print(f"{max(a.sizes)} shards x {a.per_shard} samples (16px JPEG) written in {time.time() - t0:.1f}s", flush=True)
+        shards = [
+            str(p) for p in write_shards(tmp / "in", max(a.sizes), a.per_shard, side=16, distinct_images=16)
+        ]
+        print(
+            f"{max(a.sizes)} shards x {a.per_shard} samples (16px JPEG) written in {time.time() - t0:.1f}s",
+            flush=True,
+        )
         results = {}
         for n in a.sizes:
-            out = subprocess.run([sys.executable, __file__, "--batch", str(a.batch), "--child", str(tmp / f"run{n}"),
-                                  *shards[:n]], capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--batch",
+                    str(a.batch),
+                    "--child",
+                    str(tmp / f"run{n}"),
+                    *shards[:n],
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             results[n] = json.loads(out.stdout.strip().splitlines()[-1])
             r = results[n]
-            print(f"{n} shards ({r['samples']} samples): driver peak RSS {r['peak_rss_mib']:.0f} MiB, "
-                  f"{r['seconds']:.1f}s ({r['samples'] / r['seconds']:.0f} samples/s)", flush=True)
+            print(
+                f"{n} shards ({r['samples']} samples): driver peak RSS {r['peak_rss_mib']:.0f} MiB, "
+                f"{r['seconds']:.1f}s ({r['samples'] / r['seconds']:.0f} samples/s)",
+                flush=True,
+            )
         small, large = (results[n]["peak_rss_mib"] for n in a.sizes)
-        print(f"driver peak RSS ratio {a.sizes[1]}/{a.sizes[0]} shards: {large / small:.3f} "
-              f"(pool {a.sizes[1] / a.sizes[0]:.0f}x larger)")
+        print(
+            f"driver peak RSS ratio {a.sizes[1]}/{a.sizes[0]} shards: {large / small:.3f} "
+            f"(pool {a.sizes[1] / a.sizes[0]:.0f}x larger)"
+        )
 
 
 if __name__ == "__main__":

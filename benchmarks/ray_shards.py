@@ -11,7 +11,37 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-WORDS = ["a", "photo", "of", "the", "red", "car", "on", "a", "street", "near", "the", "old", "house", "with", "blue", "sky", "and", "green", "trees", "in", "summer", "light", "dog", "cat", "bike", "city", "beach", "mountain", "river"]
+WORDS = [
+    "a",
+    "photo",
+    "of",
+    "the",
+    "red",
+    "car",
+    "on",
+    "a",
+    "street",
+    "near",
+    "the",
+    "old",
+    "house",
+    "with",
+    "blue",
+    "sky",
+    "and",
+    "green",
+    "trees",
+    "in",
+    "summer",
+    "light",
+    "dog",
+    "cat",
+    "bike",
+    "city",
+    "beach",
+    "mountain",
+    "river",
+]
 
 
 def jpegs(n: int, side: int, seed: int = 0) -> list[bytes]:
@@ -28,7 +58,9 @@ def jpegs(n: int, side: int, seed: int = 0) -> list[bytes]:
     return out
 
 
-def write_shards(root: Path, n_shards: int, per_shard: int, side: int = 64, distinct_images: int = 64) -> list[Path]:
+def write_shards(
+    root: Path, n_shards: int, per_shard: int, side: int = 64, distinct_images: int = 64
+) -> list[Path]:
     """Write ``n_shards`` tars of ``per_shard`` samples (jpg + txt + json); images cycle through a small set."""
     root.mkdir(parents=True, exist_ok=True)
     images = jpegs(distinct_images, side)

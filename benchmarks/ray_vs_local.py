@@ -56,25 +56,40 @@ def main() -> None:
     tree = {"signals": signals, "score": {"progress": False, "batch_size": a.batch}}
     if "clip" in signals:
         tree["clip"] = {"model": a.model, "batch_size": a.batch, "device": "cpu"}
-    ray_tree = {**tree, "score": {**tree["score"], "runner": "ray", "ray": {
-        "read_parallelism": a.workers,
-        # the model actor gets the machine's cores as torch threads, like the in-process runner has
-        "signals": {"clip": {"num_cpus": threads}} if "clip" in signals else {}}}}
+    ray_tree = {
+        **tree,
+        "score": {
+            **tree["score"],
+            "runner": "ray",
+            "ray": {
+                "read_parallelism": a.workers,
+                # the model actor gets the machine's cores as torch threads, like the in-process runner has
+                "signals": {"clip": {"num_cpus": threads}} if "clip" in signals else {},
+            },
+        },
+    }
     local_cfg, ray_cfg = build_config(tree), build_config(ray_tree)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         t0 = time.time()
         shards = [str(p) for p in write_shards(tmp / "in", a.shards, a.per_shard, side=a.side)]
         n = a.shards * a.per_shard
-        print(f"{a.shards} shards x {a.per_shard} samples ({a.side}px JPEG) written in {time.time() - t0:.1f}s; "
-              f"signals {signals}; {threads} cores", flush=True)
+        print(
+            f"{a.shards} shards x {a.per_shard} samples ({a.side}px JPEG) written in {time.time() - t0:.1f}s; "
+            f"signals {signals}; {threads} cores",
+            flush=True,
+        )
         t0 = time.time()
         score(shards[:1], tmp / "warm", ray_cfg.signals, ray_cfg)  # starts the local Ray cluster once
         print(f"Ray warm-up (cluster start + one shard): {time.time() - t0:.1f}s", flush=True)
         ratios, steady = [], []
         for r in range(a.rounds):
             times, rates = {}, {}
-            for name, cfg in (("local", local_cfg), ("ray", ray_cfg)) if r % 2 == 0 else (("ray", ray_cfg), ("local", local_cfg)):
+            for name, cfg in (
+                (("local", local_cfg), ("ray", ray_cfg))
+                if r % 2 == 0
+                else (("ray", ray_cfg), ("local", local_cfg))
+            ):
                 t0 = time.perf_counter()
                 s = score(shards, tmp / f"{name}{r}", cfg.signals, cfg)
                 times[name] = time.perf_counter() - t0
@@ -82,11 +97,16 @@ def main() -> None:
                 rates[name] = steady_rate(tmp / f"{name}{r}", a.per_shard)
             ratios.append(times["local"] / times["ray"])
             steady.append(rates["ray"] / rates["local"])
-            print(f"round {r}: whole job local {n / times['local']:.1f} vs ray {n / times['ray']:.1f} samples/s "
-                  f"(ray/local {ratios[-1]:.3f}); steady state local {rates['local']:.1f} vs ray {rates['ray']:.1f} "
-                  f"samples/s (ray/local {steady[-1]:.3f})", flush=True)
-        print(f"median ray/local over {a.rounds} rounds: whole job {statistics.median(ratios):.3f}, "
-              f"steady state {statistics.median(steady):.3f}")
+            print(
+                f"round {r}: whole job local {n / times['local']:.1f} vs ray {n / times['ray']:.1f} samples/s "
+                f"(ray/local {ratios[-1]:.3f}); steady state local {rates['local']:.1f} vs ray {rates['ray']:.1f} "
+                f"samples/s (ray/local {steady[-1]:.3f})",
+                flush=True,
+            )
+        print(
+            f"median ray/local over {a.rounds} rounds: whole job {statistics.median(ratios):.3f}, "
+            f"steady state {statistics.median(steady):.3f}"
+        )
         ray.shutdown()
 
 

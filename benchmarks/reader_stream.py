@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from helpers_hostile import big_jpeg, gz_bomb_tar, lying_jpeg, peak_rss_mb, sparse_tar  # noqa: E402
 from helpers_shards import jpeg_bytes, sample, write_tar  # noqa: E402
 
-OLD_READER = '''
+OLD_READER = """
 import tarfile
 def old_read_shard(path, max_member_bytes=256 * 2**20):
     samples = {}
@@ -45,9 +45,9 @@ def old_read_shard(path, max_member_bytes=256 * 2**20):
                 continue
             s[ext] = tf.extractfile(m).read()
     return samples
-'''
+"""
 
-OLD_DECODE = '''
+OLD_DECODE = """
 import io
 from PIL import Image
 def old_decode(data, max_pixels, max_side):
@@ -62,7 +62,7 @@ def old_decode(data, max_pixels, max_side):
         if max_side and max(im.size) > max_side:
             im.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
         return im
-'''
+"""
 
 
 def _throughput(paths: list[Path], rounds: int) -> dict[str, float]:
@@ -112,7 +112,9 @@ def main() -> None:
             paths.append(write_tar(root / f"{s:05d}.tar", items))
         mb = sum(p.stat().st_size for p in paths) / 2**20
         rates = _throughput(paths, args.rounds)
-        print(f"## throughput: {args.shards} shards x {args.samples} samples ({mb:.0f} MB), {args.rounds} rounds")
+        print(
+            f"## throughput: {args.shards} shards x {args.samples} samples ({mb:.0f} MB), {args.rounds} rounds"
+        )
         print("| reader | samples/s | ratio to old |\n|---|---:|---:|")
         for k, v in rates.items():
             print(f"| {k} | {v:,.0f} | {v / rates['old']:.2f} |")
@@ -123,18 +125,26 @@ def main() -> None:
         lying = root / "lying.jpg"
         lying.write_bytes(lying_jpeg(65500, 2700))
         cases = [
-            (f"sparse tar ({sparse.stat().st_size / 1024:.0f} KB, 4 x 250 MB claimed)",
-             f"{OLD_READER}\nold_read_shard({str(sparse)!r})",
-             f"from altsift.io.shards import read_shard\nread_shard({str(sparse)!r})"),
-            (f".tar.gz bomb ({bomb.stat().st_size / 2**20:.1f} MB, 800 MB of zeros)",
-             f"{OLD_READER}\nold_read_shard({str(bomb)!r})",
-             f"from altsift.io.shards import read_shard\nread_shard({str(bomb)!r})"),
-            ("JPEG claiming 65500x2700 (0.7 KB), max_side 4096",
-             f"{OLD_DECODE}\nold_decode(open({str(lying)!r}, 'rb').read(), 178956970, 4096)",
-             f"from altsift.io.images import decode_image\ndecode_image(open({str(lying)!r}, 'rb').read(), 178956970, 4096)"),
-            ("8000x8000 JPEG, max_side 4096",
-             f"{OLD_DECODE}\nold_decode(open({str(big)!r}, 'rb').read(), 178956970, 4096)",
-             f"from altsift.io.images import decode_image\ndecode_image(open({str(big)!r}, 'rb').read(), 178956970, 4096)"),
+            (
+                f"sparse tar ({sparse.stat().st_size / 1024:.0f} KB, 4 x 250 MB claimed)",
+                f"{OLD_READER}\nold_read_shard({str(sparse)!r})",
+                f"from altsift.io.shards import read_shard\nread_shard({str(sparse)!r})",
+            ),
+            (
+                f".tar.gz bomb ({bomb.stat().st_size / 2**20:.1f} MB, 800 MB of zeros)",
+                f"{OLD_READER}\nold_read_shard({str(bomb)!r})",
+                f"from altsift.io.shards import read_shard\nread_shard({str(bomb)!r})",
+            ),
+            (
+                "JPEG claiming 65500x2700 (0.7 KB), max_side 4096",
+                f"{OLD_DECODE}\nold_decode(open({str(lying)!r}, 'rb').read(), 178956970, 4096)",
+                f"from altsift.io.images import decode_image\ndecode_image(open({str(lying)!r}, 'rb').read(), 178956970, 4096)",
+            ),
+            (
+                "8000x8000 JPEG, max_side 4096",
+                f"{OLD_DECODE}\nold_decode(open({str(big)!r}, 'rb').read(), 178956970, 4096)",
+                f"from altsift.io.images import decode_image\ndecode_image(open({str(big)!r}, 'rb').read(), 178956970, 4096)",
+            ),
         ]
         base, _ = peak_rss_mb("import altsift.io.shards")
         print(f"\n## peak RSS (MB, fresh interpreter; importing the reader alone: {base:.0f} MB)")

@@ -36,8 +36,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-_VOCAB = ("a photo of the dog cat red blue car house tree sky beach city street man woman girl boy with on in at "
-          "and sunset mountain lake river flower garden vintage black white small big old new wooden stone road")
+_VOCAB = (
+    "a photo of the dog cat red blue car house tree sky beach city street man woman girl boy with on in at "
+    "and sunset mountain lake river flower garden vintage black white small big old new wooden stone road"
+)
 WORDS = np.array(_VOCAB.split(" "))
 
 TASKS = {
@@ -60,7 +62,9 @@ def make_pool(run: Path, rows: int, shards: int, seed: int = 0) -> None:
     per = rows // shards
     for s in range(shards):
         n = per + (1 if s < rows % shards else 0)
-        hi = rng.integers(0, 2**63, n, dtype=np.int64).astype(np.uint64) * 2 + rng.integers(0, 2, n).astype(np.uint64)
+        hi = rng.integers(0, 2**63, n, dtype=np.int64).astype(np.uint64) * 2 + rng.integers(0, 2, n).astype(
+            np.uint64
+        )
         lo = rng.integers(0, 2**63, n, dtype=np.int64).astype(np.uint64)
         status = np.where(rng.random(n) < 0.02, "bad_image", "ok")
         clip = rng.normal(0.28, 0.05, n)
@@ -166,7 +170,9 @@ def main() -> None:
                   f"({sum(f.stat().st_size for f in (run / 'scores').iterdir()) / 2**20:.0f} MiB on disk)", flush=True)  # fmt: skip
         py = sys.executable
         alt = str(Path(py).parent / "altsift")
-        res: dict[str, dict[str, list[dict]]] = {t: {"read": [], "select": [], "cli": []} for t in a.tasks.split(",")}
+        res: dict[str, dict[str, list[dict]]] = {
+            t: {"read": [], "select": [], "cli": []} for t in a.tasks.split(",")
+        }
         old: list[dict] = []
         for r in range(a.rounds):
             for task in res:
@@ -195,9 +201,11 @@ def main() -> None:
         med = statistics.median
         n = a.rows
         print()
-        print("| task | needed columns | arrow size of needed columns (MB) | compact size (MB) | read: wall / CPU (s), peak (MB) "
-              "| select: wall / CPU (s), peak (MB) | wall ratio | CPU ratio | peak / arrow size | peak / compact "
-              "| CLI wall (s) / peak (MB) | select per 100M rows: wall (s) / peak (GB) |")
+        print(
+            "| task | needed columns | arrow size of needed columns (MB) | compact size (MB) | read: wall / CPU (s), peak (MB) "
+            "| select: wall / CPU (s), peak (MB) | wall ratio | CPU ratio | peak / arrow size | peak / compact "
+            "| CLI wall (s) / peak (MB) | select per 100M rows: wall (s) / peak (GB) |"
+        )
         print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for task, rr in res.items():
             cols = TASKS[task]["columns"]

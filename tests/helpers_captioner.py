@@ -103,7 +103,10 @@ def _seed(seed: int) -> None:
 
 
 def make_tiny_blip(
-    path: str | Path, seed: int = 0, image_size: int = IMAGE_SIZE, patch_size: int = 8,
+    path: str | Path,
+    seed: int = 0,
+    image_size: int = IMAGE_SIZE,
+    patch_size: int = 8,
     processor_size: int | None = None,
 ) -> Path:
     """Tiny ``BlipForConditionalGeneration`` (ViT ``image_size`` px, 2-layer text decoder).

@@ -56,7 +56,9 @@ def gz_bomb_tar(path: Path, n: int = 4, member_size: int = 200 * 2**20) -> Path:
         def put(data: bytes, compressed: bytes | None = None) -> None:
             nonlocal crc, size
             crc, size = zlib.crc32(data, crc), size + len(data)
-            f.write(compressed if compressed is not None else comp.compress(data) + comp.flush(zlib.Z_FULL_FLUSH))
+            f.write(
+                compressed if compressed is not None else comp.compress(data) + comp.flush(zlib.Z_FULL_FLUSH)
+            )
 
         for i in range(n):
             ti = tarfile.TarInfo(f"z{i}.jpg")
@@ -87,8 +89,10 @@ def lying_jpeg(width: int, height: int) -> bytes:
 def big_jpeg(path: Path, side: int = 8000) -> Path:
     """A real ``side`` x ``side`` photo-like JPEG (smooth gradients: small file, fast to encode)."""
     grad = Image.linear_gradient("L").resize((side, side))
-    Image.merge("RGB", (grad, grad.transpose(Image.Transpose.ROTATE_90), grad.transpose(Image.Transpose.FLIP_TOP_BOTTOM))
-                ).save(path, "JPEG", quality=90)
+    Image.merge(
+        "RGB",
+        (grad, grad.transpose(Image.Transpose.ROTATE_90), grad.transpose(Image.Transpose.FLIP_TOP_BOTTOM)),
+    ).save(path, "JPEG", quality=90)
     return path
 
 
@@ -137,7 +141,9 @@ def peak_rss_mb(code: str, timeout: float = 120) -> tuple[float, str]:
         print("PEAK_RSS_KB", _peak_kb())
     """)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout, env=env
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     line = next(x for x in out.stdout.splitlines() if x.startswith("PEAK_RSS_KB"))
     return int(line.split()[1]) / 1024, out.stdout

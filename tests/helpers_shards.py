@@ -24,8 +24,11 @@ def jpeg_bytes(w: int = 256, h: int = 224, seed: int = 0) -> bytes:
 
 def png_header_only(w: int, h: int) -> bytes:
     """A PNG whose header claims w x h pixels (a decompression-bomb shape) with no pixel data."""
+
     def chunk(kind: bytes, payload: bytes) -> bytes:
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+        return (
+            struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+        )
 
     ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")

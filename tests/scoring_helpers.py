@@ -39,7 +39,10 @@ class PixelMeanSignal(Signal):
             time.sleep(self.options.delay)
         means, hists = [], []
         if self.options.empty_without_images and not any(im is not None for im in batch["image"]):
-            return {"pixel_mean": [None] * len(batch["image"]), "pixel_hist": np.zeros((len(batch["image"]), 0), np.float32)}
+            return {
+                "pixel_mean": [None] * len(batch["image"]),
+                "pixel_hist": np.zeros((len(batch["image"]), 0), np.float32),
+            }
         for img, st in zip(batch["image"], batch["status"], strict=True):
             if img is None or st != "ok":
                 means.append(None)
@@ -114,6 +117,11 @@ if __name__ == "__main__":  # python scoring_helpers.py RUN_DIR DELAY SHARD...
     run_dir, delay, *shards = sys.argv[1:]
     address = os.environ.get("ALTSIFT_TEST_RAY_ADDRESS")  # set: score with the Ray runner on that cluster
     ray_score = {"runner": "ray", "ray": {"address": address}} if address else {}
-    cfg = build_config({"signals": ["basic", "test_pixel_mean"], "test_pixel_mean": {"delay": float(delay)},
-                        "score": {"progress": False, "batch_size": 4, **ray_score}})
+    cfg = build_config(
+        {
+            "signals": ["basic", "test_pixel_mean"],
+            "test_pixel_mean": {"delay": float(delay)},
+            "score": {"progress": False, "batch_size": 4, **ray_score},
+        }
+    )
     score(shards, run_dir, cfg.signals, cfg)

@@ -23,13 +23,25 @@ OPTS = {"score": {"progress": False}}
 
 
 def test_import_is_light_and_dir_shows_the_api():
-    code = ("import sys, altsift; heavy = {'numpy', 'pandas', 'pyarrow', 'torch', 'pydantic', 'typer', 'PIL'}; "
-            "print(sorted({m.split('.')[0] for m in sys.modules} & heavy)); print(dir(altsift))")
+    code = (
+        "import sys, altsift; heavy = {'numpy', 'pandas', 'pyarrow', 'torch', 'pydantic', 'typer', 'PIL'}; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & heavy)); print(dir(altsift))"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded, names = r.stdout.strip().splitlines()
     assert loaded == "[]"
-    for name in ("score", "score_pairs", "open_run", "export", "Run", "Subset", "list_signals", "list_presets",
-                 "__version__", "ConfigError"):
+    for name in (
+        "score",
+        "score_pairs",
+        "open_run",
+        "export",
+        "Run",
+        "Subset",
+        "list_signals",
+        "list_presets",
+        "__version__",
+        "ConfigError",
+    ):
         assert repr(name) in names
     with pytest.raises(AttributeError):
         altsift.no_such_thing  # noqa: B018
@@ -37,9 +49,13 @@ def test_import_is_light_and_dir_shows_the_api():
 
 def test_score_select_export_report_round_trip(tmp_path):
     words = ["a", "photo", "of", "a", "red", "car", "parked", "on", "the", "street", "at", "night"]
-    shards = [write_tar(tmp_path / "in" / f"{s:05d}.tar",
-                        [(f"{s}{j}", sample(4 * s + j, text=" ".join(words[: 3 + 4 * s + j]))) for j in range(4)])
-              for s in range(2)]
+    shards = [
+        write_tar(
+            tmp_path / "in" / f"{s:05d}.tar",
+            [(f"{s}{j}", sample(4 * s + j, text=" ".join(words[: 3 + 4 * s + j]))) for j in range(4)],
+        )
+        for s in range(2)
+    ]
     run = altsift.score([str(p) for p in shards], out=tmp_path / "run", signals=["basic"], options=OPTS)
     assert isinstance(run, altsift.Run) and run.last_score.samples_scored == 8
     assert run.kind == "run" and {"uid", "status", "caption_num_words", "basic_pass"} <= set(run.columns)
@@ -73,7 +89,9 @@ def test_score_select_export_report_round_trip(tmp_path):
     assert got == sorted(sub.uids)
 
     rep = run.report(sub)
-    assert rep == tmp_path / "run" / "report.md" and "preset basic_filter" in rep.read_text().replace("\\_", "_")
+    assert rep == tmp_path / "run" / "report.md" and "preset basic_filter" in rep.read_text().replace(
+        "\\_", "_"
+    )
     rep2 = run.report(top, out=tmp_path / "top.md")  # unsaved subset: reported without writing into the run
     assert rep2.exists() and not (tmp_path / "run" / "subset.json").exists()
     pytest.importorskip("matplotlib")
@@ -91,8 +109,15 @@ def test_score_pairs_in_memory_matches_scoring_the_same_pairs_from_a_shard(tmp_p
     png = io.BytesIO()
     imgs[1].save(png, "PNG")
     (tmp_path / "img.jpg").write_bytes(jpeg_bytes(300, 300, seed=9))
-    pairs = [(imgs[0], caps[0]), (png.getvalue(), caps[1]), (imgs[2], caps[2]), (wide, "a very wide banner image"),
-             (imgs[0], None), (b"not an image", "a caption here"), (tmp_path / "img.jpg", "a file on disk")]
+    pairs = [
+        (imgs[0], caps[0]),
+        (png.getvalue(), caps[1]),
+        (imgs[2], caps[2]),
+        (wide, "a very wide banner image"),
+        (imgs[0], None),
+        (b"not an image", "a caption here"),
+        (tmp_path / "img.jpg", "a file on disk"),
+    ]
     df = altsift.score(pairs, signals=["basic"], options={"basic": {"min_words": 1}})
     assert isinstance(df, pd.DataFrame) and len(df) == len(pairs)
     assert list(df["status"]) == ["ok", "ok", "ok", "ok", "missing_caption", "bad_image", "ok"]
@@ -102,10 +127,16 @@ def test_score_pairs_in_memory_matches_scoring_the_same_pairs_from_a_shard(tmp_p
 
     # the same first three pairs as a shard give the same signal values
     items = [(f"k{i}", {**sample(i, text=caps[i]), "jpg": jpeg_bytes(256, 224, seed=i)}) for i in range(3)]
-    run = altsift.score(str(write_tar(tmp_path / "in" / "00000.tar", items)), out=tmp_path / "run", signals=["basic"],
-                        options={**OPTS, "basic": {"min_words": 1}})
+    run = altsift.score(
+        str(write_tar(tmp_path / "in" / "00000.tar", items)),
+        out=tmp_path / "run",
+        signals=["basic"],
+        options={**OPTS, "basic": {"min_words": 1}},
+    )
     from_shard = run.to_pandas().set_index("key")
-    for i, col in ((i, c) for i in range(3) for c in ("caption_num_words", "aspect_ratio", "basic_pass", "lang")):
+    for i, col in (
+        (i, c) for i in range(3) for c in ("caption_num_words", "aspect_ratio", "basic_pass", "lang")
+    ):
         assert df[col][i] == from_shard[col][f"k{i}"], (i, col)
 
     t = altsift.score_pairs(pairs[:2], signals="basic", uids=["A" * 32, "b" * 32], as_arrow=True)
@@ -125,15 +156,17 @@ def test_catalogues():
 def test_api_select_composes_like_the_cli(tmp_path):
     """Run.select takes what `altsift select` takes: several presets, --and/--not subsets, verdicts, out."""
     words = ["a", "photo", "of", "a", "red", "car", "parked", "on", "the", "street", "at", "night"]
-    shard = write_tar(tmp_path / "in" / "00000.tar",
-                      [(f"k{j}", sample(j, text=" ".join(words[: 2 + j]))) for j in range(8)])
+    shard = write_tar(
+        tmp_path / "in" / "00000.tar", [(f"k{j}", sample(j, text=" ".join(words[: 2 + j]))) for j in range(8)]
+    )
     run = altsift.score([str(shard)], out=tmp_path / "run", signals=["basic"], options=OPTS)
     long = run.select(top_fraction={"caption_num_chars": 0.5}, out=tmp_path / "long.npy")
     assert long.path == tmp_path / "long.npy" and (tmp_path / "long.json").exists()
     with pytest.raises(ConfigError, match="overwrite"):
         run.select(top_fraction={"caption_num_chars": 0.5}, out=tmp_path / "long.npy")
-    both = run.select(presets={"basic_filter": {}, "no_filter": {}}, and_=[long], verdicts=True,
-                      out=tmp_path / "both.npy")
+    both = run.select(
+        presets={"basic_filter": {}, "no_filter": {}}, and_=[long], verdicts=True, out=tmp_path / "both.npy"
+    )
     assert set(both.uids) == set(long.uids) & set(run.select(preset="basic_filter").uids)
     assert (tmp_path / "both.verdicts.parquet").exists()
     rest = run.select(not_=[tmp_path / "long.npy"])

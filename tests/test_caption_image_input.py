@@ -61,7 +61,9 @@ def capture_pixels(captioner, images, **opts):
     m = captioner.model
     vision = m.git.image_encoder if captioner.kind == "git" else m.vision_model
     h = vision.register_forward_pre_hook(
-        lambda mod, args, kwargs: seen.append((kwargs.get("pixel_values", args[0] if args else None)).clone()),
+        lambda mod, args, kwargs: seen.append(
+            (kwargs.get("pixel_values", args[0] if args else None)).clone()
+        ),
         with_kwargs=True,
     )
     try:
@@ -76,14 +78,20 @@ def capture_pixels(captioner, images, **opts):
 @pytest.fixture(scope="module")
 def blip224(tmp_path_factory):
     # a BLIP ViT trained at 224 px whose saved processor squashes to 384, like the hub's BLIP checkpoints
-    return make_tiny_blip(tmp_path_factory.mktemp("blip224") / "m", image_size=224, patch_size=32,
-                          processor_size=384)
+    return make_tiny_blip(
+        tmp_path_factory.mktemp("blip224") / "m", image_size=224, patch_size=32, processor_size=384
+    )
 
 
 def test_sieve_input_is_open_clip_crop_not_the_processor_squash(blip224):
     sieve = {k: sieve_caption_defaults()[k] for k in IMAGE_KEYS}
-    assert sieve == {"image_size": 224, "resize": "shortest_side", "crop": "center",
-                     "interpolation": "bicubic", "normalize": "clip"}
+    assert sieve == {
+        "image_size": 224,
+        "resize": "shortest_side",
+        "crop": "center",
+        "interpolation": "bicubic",
+        "normalize": "clip",
+    }
     sig = CaptionSignal({**sieve_caption_defaults(), "model": str(blip224), "device": "cpu", "batch_size": 8})
     ims = non_square_images()
     got = capture_pixels(sig.captioner, ims)
@@ -96,7 +104,7 @@ def test_sieve_input_is_open_clip_crop_not_the_processor_squash(blip224):
     assert plain.transform is None and plain.pixel_values(ims[:1]).shape[-1] == 384
     # transformers-style floor offsets would shift the landscape crop by one column
     floor = np.asarray(ims[0].convert("RGB"))[:, 39 : 39 + 224]
-    x = (torch.from_numpy(floor.copy()).permute(2, 0, 1).float() / 255 - torch.tensor(MEAN)[:, None, None])
+    x = torch.from_numpy(floor.copy()).permute(2, 0, 1).float() / 255 - torch.tensor(MEAN)[:, None, None]
     assert not torch.equal(got[0], x / torch.tensor(STD)[:, None, None])
 
 
@@ -117,11 +125,18 @@ def test_processor_default_unchanged_and_other_settings(tmp_path):
     path = make_tiny_blip(tmp_path / "blip")
     ims = non_square_images()[:3]
     m = load_model("captioner", ModelSpec(model=str(path), device="cpu"), "blip")
-    ref = BlipImageProcessor.from_pretrained(path)(images=[i.convert("RGB") for i in ims], return_tensors="pt")
+    ref = BlipImageProcessor.from_pretrained(path)(
+        images=[i.convert("RGB") for i in ims], return_tensors="pt"
+    )
     assert torch.equal(capture_pixels(m, ims), ref["pixel_values"])  # no option set: the processor's output
     # squash + custom mean/std + bilinear: each setting reaches the model
-    opts = {"resize": "squash", "interpolation": "bilinear", "normalize": "custom",
-            "image_mean": [0.5, 0.5, 0.5], "image_std": [0.25, 0.5, 1.0]}
+    opts = {
+        "resize": "squash",
+        "interpolation": "bilinear",
+        "normalize": "custom",
+        "image_mean": [0.5, 0.5, 0.5],
+        "image_std": [0.25, 0.5, 1.0],
+    }
     sig = CaptionSignal({"model": str(path), "device": "cpu", "do_sample": False, **opts})
     got = capture_pixels(sig.captioner, ims)
     for g, im in zip(got, ims, strict=True):

@@ -116,7 +116,9 @@ def test_uid_read_as_string(tmp_path):
 def test_from_file_header_guessing_prefers_caption_over_alt_text(tmp_path):
     """``blip2-cap`` is found; a raw ``text`` column is never taken for the synthetic caption."""
     p = tmp_path / "meta.csv"
-    pd.DataFrame({"uid": ["a"], "text": ["raw alt-text"], "blip2-cap": ["a dog on grass"]}).to_csv(p, index=False)
+    pd.DataFrame({"uid": ["a"], "text": ["raw alt-text"], "blip2-cap": ["a dog on grass"]}).to_csv(
+        p, index=False
+    )
     assert load_caption_file(str(p)) == {"a": ["a dog on grass"]}
     only_text = tmp_path / "only_text.csv"
     pd.DataFrame({"uid": ["a"], "text": ["raw alt-text"]}).to_csv(only_text, index=False)
@@ -144,7 +146,9 @@ def test_edited_caption_file_is_read_again_on_rerun(tmp_path):
     shards = [str(p) for p in make_shards(tmp_path / "in", n_shards=2, per_shard=2)]
     caps = tmp_path / "caps.csv"
     pd.DataFrame({"uid": [uid_of(i) for i in range(4)], "caption": ["old"] * 4}).to_csv(caps, index=False)
-    cfg = build_config({"signals": ["caption"], "caption": {"from_file": str(caps)}, "score": {"progress": False}})
+    cfg = build_config(
+        {"signals": ["caption"], "caption": {"from_file": str(caps)}, "score": {"progress": False}}
+    )
     score(shards, tmp_path / "run", cfg.signals, cfg)
     assert score(shards, tmp_path / "run", cfg.signals, cfg).shards_skipped == 2  # unchanged: resumed
     pd.DataFrame({"uid": [uid_of(i) for i in range(4)], "caption": ["new"] * 4}).to_csv(caps, index=False)

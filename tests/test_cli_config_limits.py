@@ -37,7 +37,9 @@ def test_billion_laughs_is_refused_fast_small_and_with_exit_2(tmp_path):
 
     out, err = tmp_path / "stdout", tmp_path / "stderr"
     with open(out, "w") as fo, open(err, "w") as fe:
-        p = subprocess.Popen([sys.executable, "-m", "altsift", "run", str(cfg)], stdout=fo, stderr=fe, preexec_fn=cap)
+        p = subprocess.Popen(
+            [sys.executable, "-m", "altsift", "run", str(cfg)], stdout=fo, stderr=fe, preexec_fn=cap
+        )
         timer = threading.Timer(120, p.kill)
         timer.start()
         _, status, usage = os.wait4(p.pid, 0)  # this child's own peak RSS, not the test session's
@@ -77,8 +79,13 @@ def test_big_config_file_is_refused_without_reading_it_all(tmp_path):
 
 def test_echoed_values_are_truncated_in_every_message():
     huge = "z" * 200_000
-    for tree in ({"score": {"batch_size": huge}}, {"signals": [huge, {"a": [huge] * 100}]},
-                 {huge: {"x": 1}}, {"basic": {"min_words": [huge] * 1000}}, {"basic": huge}):
+    for tree in (
+        {"score": {"batch_size": huge}},
+        {"signals": [huge, {"a": [huge] * 100}]},
+        {huge: {"x": 1}},
+        {"basic": {"min_words": [huge] * 1000}},
+        {"basic": huge},
+    ):
         with pytest.raises(ConfigError) as ei:
             build_config(tree)
         assert len(str(ei.value)) < 1500, str(ei.value)[:300]

@@ -40,10 +40,18 @@ def run_dir(tmp_path_factory):
 USAGE_ERRORS = [
     (["sel"], "No such command 'sel'. Did you mean 'select'?", "altsift --help"),
     (["score", "shards/"], "Missing option '--out'", "altsift score --help"),
-    (["export", "RUN", "--subset", "s.npy", "-o", "x", "--shard-size", "abc"], "--shard-size", "altsift export --help"),
+    (
+        ["export", "RUN", "--subset", "s.npy", "-o", "x", "--shard-size", "abc"],
+        "--shard-size",
+        "altsift export --help",
+    ),
     (["select", "RUN", "--no-such-option"], "No such option: --no-such-option", "altsift select --help"),
     (["--no-such-global"], "No such option", "altsift --help"),
-    (["export", "RUN", "--subset", "s.npy", "-o", "x", "--shard-size", "0"], "--shard-size", "altsift export --help"),
+    (
+        ["export", "RUN", "--subset", "s.npy", "-o", "x", "--shard-size", "0"],
+        "--shard-size",
+        "altsift export --help",
+    ),
 ]
 
 
@@ -61,7 +69,11 @@ def test_usage_errors_are_one_line_with_exit_2_in_a_real_process(args, message, 
 def test_usage_errors_through_clirunner(args, message, hint):
     res = runner.invoke(app, args)
     assert res.exit_code == 2
-    assert res.stderr.strip().splitlines() == [res.stderr.strip()] and message in res.stderr and hint in res.stderr
+    assert (
+        res.stderr.strip().splitlines() == [res.stderr.strip()]
+        and message in res.stderr
+        and hint in res.stderr
+    )
 
 
 def test_version_from_package_metadata():
@@ -92,13 +104,16 @@ def test_internal_error_is_short_and_says_bug_traceback_only_with_verbose(run_di
     assert res.exit_code == 1 and "Traceback" in res.stderr
 
 
-@pytest.mark.parametrize(("err", "code"), [
-    (OSError(errno.ENOSPC, "No space left on device", "/full/disk/00000000.tar"), 4),
-    (OSError(errno.EROFS, "Read-only file system", "/ro/x"), 4),
-    (PermissionError(errno.EACCES, "Permission denied", "/root/x"), 4),
-    (IsADirectoryError(errno.EISDIR, "Is a directory", "/some/dir"), 2),
-    (KeyboardInterrupt(), 130),
-])
+@pytest.mark.parametrize(
+    ("err", "code"),
+    [
+        (OSError(errno.ENOSPC, "No space left on device", "/full/disk/00000000.tar"), 4),
+        (OSError(errno.EROFS, "Read-only file system", "/ro/x"), 4),
+        (PermissionError(errno.EACCES, "Permission denied", "/root/x"), 4),
+        (IsADirectoryError(errno.EISDIR, "Is a directory", "/some/dir"), 2),
+        (KeyboardInterrupt(), 130),
+    ],
+)
 def test_machine_refusals_map_to_documented_codes(run_dir, monkeypatch, tmp_path, err, code):
     import altsift.api
 
@@ -106,7 +121,9 @@ def test_machine_refusals_map_to_documented_codes(run_dir, monkeypatch, tmp_path
         raise err
 
     monkeypatch.setattr(altsift.api, "export", refuse)
-    res = runner.invoke(app, ["export", str(run_dir), "--subset", str(run_dir / "subset.npy"), "-o", str(tmp_path / "o")])
+    res = runner.invoke(
+        app, ["export", str(run_dir), "--subset", str(run_dir / "subset.npy"), "-o", str(tmp_path / "o")]
+    )
     assert res.exit_code == code
     assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
     if isinstance(err, OSError):
@@ -117,9 +134,26 @@ def test_environment_error_class_exits_4(run_dir, monkeypatch, tmp_path):
     import altsift.api
     from altsift.errors import EnvironmentIOError
 
-    monkeypatch.setattr(altsift.api, "export", lambda *a, **k: (_ for _ in ()).throw(EnvironmentIOError("disk full")))
-    res = runner.invoke(app, ["--json", "export", str(run_dir), "--subset", str(run_dir / "subset.npy"), "-o", str(tmp_path / "o")])
-    assert res.exit_code == 4 and json.loads(res.stdout) == {"ok": False, "error": "disk full", "exit_code": 4}
+    monkeypatch.setattr(
+        altsift.api, "export", lambda *a, **k: (_ for _ in ()).throw(EnvironmentIOError("disk full"))
+    )
+    res = runner.invoke(
+        app,
+        [
+            "--json",
+            "export",
+            str(run_dir),
+            "--subset",
+            str(run_dir / "subset.npy"),
+            "-o",
+            str(tmp_path / "o"),
+        ],
+    )
+    assert res.exit_code == 4 and json.loads(res.stdout) == {
+        "ok": False,
+        "error": "disk full",
+        "exit_code": 4,
+    }
 
 
 def test_json_summary_on_stdout_logs_and_progress_on_stderr(run_dir, tmp_path):
@@ -131,13 +165,20 @@ def test_json_summary_on_stdout_logs_and_progress_on_stderr(run_dir, tmp_path):
     res = runner.invoke(app, ["--json", "signals"])
     sigs = json.loads(res.stdout)["signals"]
     assert sigs["clip"]["options"]["extra_texts"]["default"] == {}  # a default_factory, called
-    assert sigs["basic"]["options"]["min_words"] == {"default": 2, "description": sigs["basic"]["options"]["min_words"]["description"]}
+    assert sigs["basic"]["options"]["min_words"] == {
+        "default": 2,
+        "description": sigs["basic"]["options"]["min_words"]["description"],
+    }
 
 
 def test_quiet_hides_logs_and_bars_verbose_shows_debug(run_dir, tmp_path):
     args = ["export", str(run_dir), "--subset", str(run_dir / "subset.npy"), "-o", str(tmp_path / "q")]
     res = runner.invoke(app, ["-q", *args])
-    assert res.exit_code == 0 and res.stderr == "" and res.stdout == f"wrote 6 samples in 1 shards to {tmp_path / 'q'}\n"
+    assert (
+        res.exit_code == 0
+        and res.stderr == ""
+        and res.stdout == f"wrote 6 samples in 1 shards to {tmp_path / 'q'}\n"
+    )
     res = runner.invoke(app, [*args, "--overwrite", "-v"])
     assert res.exit_code == 0 and "6/6" in res.stderr and "DEBUG" not in res.stdout
 
@@ -173,8 +214,12 @@ def test_a_missing_extra_names_the_pip_command(run_dir, monkeypatch, tmp_path):
         raise ModuleNotFoundError("No module named 'faiss'", name="faiss")
 
     monkeypatch.setattr(altsift.api, "export", needs_faiss)
-    res = runner.invoke(app, ["export", str(run_dir), "--subset", str(run_dir / "subset.npy"), "-o", str(tmp_path / "o")])
-    assert res.exit_code == 2 and "pip install 'altsift[cluster]'" in res.stderr and res.stderr.count("\n") == 1
+    res = runner.invoke(
+        app, ["export", str(run_dir), "--subset", str(run_dir / "subset.npy"), "-o", str(tmp_path / "o")]
+    )
+    assert (
+        res.exit_code == 2 and "pip install 'altsift[cluster]'" in res.stderr and res.stderr.count("\n") == 1
+    )
 
 
 def test_score_adopts_quiet_and_json_and_run_exits_3_when_a_shard_is_incomplete(tmp_path):
@@ -189,8 +234,10 @@ def test_score_adopts_quiet_and_json_and_run_exits_3_when_a_shard_is_incomplete(
     assert got["ok"] is False and got["exit_code"] == 3 and got["summary"]["shards_total"] == 3
     assert "shard/s" not in r.stderr and "samples_s=" not in r.stderr  # no tqdm bar under -q
     cfg = tmp_path / "run.yaml"
-    cfg.write_text(f"inputs: ['{shards}']\nrun_dir: {tmp_path / 'r2'}\nsignals: [basic]\n"
-                   "select: {where: [basic_pass]}\n")
+    cfg.write_text(
+        f"inputs: ['{shards}']\nrun_dir: {tmp_path / 'r2'}\nsignals: [basic]\n"
+        "select: {where: [basic_pass]}\n"
+    )
     r = runner.invoke(app, ["run", str(cfg)])
     assert r.exit_code == 3 and "00002" in r.stderr
     assert (tmp_path / "r2" / "subset.npy").exists()  # the selection covers what was scored

@@ -103,7 +103,9 @@ def test_html_entity_alt_texts_tokenize_as_open_clip(tiny_clip, alt_texts):
 
 
 def test_openai_clean_definition():
-    assert openai_clean("  &amp;amp;  Caf\u00c3\u00a9\tAU  LAIT ") == "& café au lait"  # unescape x2, ftfy, ws
+    assert (
+        openai_clean("  &amp;amp;  Caf\u00c3\u00a9\tAU  LAIT ") == "& café au lait"
+    )  # unescape x2, ftfy, ws
     assert openai_clean("\u201cquoted\u201d") == '"quoted"'  # ftfy uncurls quotes
     with pytest.raises(ValueError, match="text_clean"):
         from altsift.signals.registry import get_signal
@@ -126,7 +128,9 @@ def _saved_with_processor(tmp_path: Path) -> Path:
         image_std=[0.2, 0.25, 0.3],
         resample=Image.Resampling.BILINEAR,
     )
-    CLIPProcessor(image_processor=ip, tokenizer=CLIPTokenizer(vocab=vocab, merges=merges)).save_pretrained(dst)
+    CLIPProcessor(image_processor=ip, tokenizer=CLIPTokenizer(vocab=vocab, merges=merges)).save_pretrained(
+        dst
+    )
     return dst
 
 
@@ -138,9 +142,13 @@ def test_processor_config_json_is_read(tmp_path):
     m = HFCLIP(ModelSpec(model=str(path), device="cpu"))
     rng = np.random.default_rng(0)
     ims = [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for h, w in [(50, 90), (77, 41)]]
-    ref = CLIPImageProcessorPil(size={"shortest_edge": 40}, crop_size={"height": 32, "width": 32},
-                                image_mean=[0.5, 0.4, 0.3], image_std=[0.2, 0.25, 0.3],
-                                resample=Image.Resampling.BILINEAR)(ims, return_tensors="pt")["pixel_values"]
+    ref = CLIPImageProcessorPil(
+        size={"shortest_edge": 40},
+        crop_size={"height": 32, "width": 32},
+        image_mean=[0.5, 0.4, 0.3],
+        image_std=[0.2, 0.25, 0.3],
+        resample=Image.Resampling.BILINEAR,
+    )(ims, return_tensors="pt")["pixel_values"]
     assert torch.equal(m.preprocess(ims), ref)
     # the built-in CLIP defaults (what a missing config used to fall back to) give other pixels
     default = CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})

@@ -12,12 +12,20 @@ from helpers_shards import make_shards
 
 
 def cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "altsift", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "altsift", *map(str, args)], capture_output=True, text=True, cwd=cwd
+    )
 
 
 def test_set_parses_yaml_values_into_the_tree():
-    tree = apply_sets({}, parse_set(["basic.min_words=3", "score.batch_size=8", "basic.language=de", "select.where=[a, b]"]))
-    assert tree == {"basic": {"min_words": 3, "language": "de"}, "score": {"batch_size": 8}, "select": {"where": ["a", "b"]}}
+    tree = apply_sets(
+        {}, parse_set(["basic.min_words=3", "score.batch_size=8", "basic.language=de", "select.where=[a, b]"])
+    )
+    assert tree == {
+        "basic": {"min_words": 3, "language": "de"},
+        "score": {"batch_size": 8},
+        "select": {"where": ["a", "b"]},
+    }
     cfg = build_config({**tree, "select": {}})
     assert cfg.signal_options("basic") == {"min_words": 3, "language": "de"}
     assert cfg.score.batch_size == 8
@@ -36,7 +44,14 @@ def test_bad_config_names_key_and_place():
 
 def test_cli_score_select_export_and_errors(tmp_path):
     make_shards(tmp_path / "in", n_shards=2, per_shard=4)
-    r = cli("score", tmp_path / "in" / "{00000..00001}.tar", "--out", tmp_path / "run", "--set", "basic.min_words=1")
+    r = cli(
+        "score",
+        tmp_path / "in" / "{00000..00001}.tar",
+        "--out",
+        tmp_path / "run",
+        "--set",
+        "basic.min_words=1",
+    )
     assert r.returncode == 0, r.stderr
     assert "scored 8 samples in 2 shards" in r.stdout
     r = cli("score", tmp_path / "in", "--out", tmp_path / "run", "--set", "basic.min_words=1")
@@ -71,6 +86,14 @@ def test_demo_runs(tmp_path):
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["pool"] == 44 and 0 < out["selected"] < 44
     summary = json.loads((tmp_path / "demo" / "run" / "score_summary.json").read_text())
-    for st in ("bad_image", "empty_image", "bad_utf8", "bad_json", "duplicate_uid", "missing_caption", "unsafe_path"):
+    for st in (
+        "bad_image",
+        "empty_image",
+        "bad_utf8",
+        "bad_json",
+        "duplicate_uid",
+        "missing_caption",
+        "unsafe_path",
+    ):
         assert summary["status_counts"].get(st, 0) >= 1, st
     assert list((tmp_path / "demo" / "export").glob("*.tar"))

@@ -138,7 +138,14 @@ def test_absurd_sizes_links_and_empty_tar_do_not_stop_the_run(tmp_path):
     import io
 
     items = [
-        ("inf", {**sample(0), "json": b'{"uid": "%s", "original_width": Infinity, "original_height": 1e400}' % uid_of(0).encode()}),
+        (
+            "inf",
+            {
+                **sample(0),
+                "json": b'{"uid": "%s", "original_width": Infinity, "original_height": 1e400}'
+                % uid_of(0).encode(),
+            },
+        ),
         ("huge", {**sample(1), "json": json.dumps({"uid": uid_of(1), "original_width": 1e30}).encode()}),
         ("fine", sample(2)),
     ]
@@ -154,7 +161,10 @@ def test_absurd_sizes_links_and_empty_tar_do_not_stop_the_run(tmp_path):
     summary, rows, _ = run(tmp_path, [p, no_members])
     st = {k: r for (_, k), r in rows.items()}
     # an absurd json size is ignored and the decoded image's size is used instead
-    assert st["inf"]["status"] == "ok" and (st["inf"]["original_width"], st["inf"]["original_height"]) == (256, 224)
+    assert st["inf"]["status"] == "ok" and (st["inf"]["original_width"], st["inf"]["original_height"]) == (
+        256,
+        224,
+    )
     assert st["huge"]["status"] == "ok" and st["huge"]["original_width"] == 256
     assert st["link"]["status"] == "unsafe_path" and "link" in st["link"]["error"]
     assert summary.shards_with_errors["00001"] == "empty shard: no samples"
@@ -163,8 +173,10 @@ def test_absurd_sizes_links_and_empty_tar_do_not_stop_the_run(tmp_path):
 def test_unexpected_error_costs_one_shard_and_a_rerun_retries_it(tmp_path, monkeypatch):
     from altsift.pipeline import shard_job
 
-    shards = [write_tar(tmp_path / "in" / f"{s:05d}.tar", [(f"k{s}{i}", sample(s * 10 + i)) for i in range(3)])
-              for s in range(3)]
+    shards = [
+        write_tar(tmp_path / "in" / f"{s:05d}.tar", [(f"k{s}{i}", sample(s * 10 + i)) for i in range(3)])
+        for s in range(3)
+    ]
     real = shard_job._commit
 
     def flaky(run_dir, name, *a, **k):
@@ -183,4 +195,6 @@ def test_unexpected_error_costs_one_shard_and_a_rerun_retries_it(tmp_path, monke
     summary2, rows2, _ = run(tmp_path, shards)
     assert summary2.shards_skipped == 2 and summary2.shards_scored == 1
     assert len(rows2) == 9 and {s for s, _ in rows2} == {"00000", "00001", "00002"}
-    assert not summary2.incomplete and summary2.run["shards_done"] == 3 and summary2.run["failed_shards"] == {}
+    assert (
+        not summary2.incomplete and summary2.run["shards_done"] == 3 and summary2.run["failed_shards"] == {}
+    )

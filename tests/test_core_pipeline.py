@@ -24,8 +24,9 @@ DEMO = Path(__file__).parents[1] / "src" / "altsift" / "assets" / "demo" / "shar
 
 
 def cfg(signals, score_opts=None, **extra):
-    return build_config({"signals": signals, "score": {"progress": False, "batch_size": 4, **(score_opts or {})},
-                         **extra})
+    return build_config(
+        {"signals": signals, "score": {"progress": False, "batch_size": 4, **(score_opts or {})}, **extra}
+    )
 
 
 def tables_of(run_dir: Path) -> dict[str, list[dict]]:
@@ -55,9 +56,23 @@ def test_model_that_does_not_load_stops_before_any_shard_is_read(tmp_path, monke
     real = clip_mod.load_model
     monkeypatch.setattr(clip_mod, "load_model", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
     monkeypatch.setattr(shard_job, "open_shard", lambda *a, **k: read.append(1))
-    code, _, err = cli_main(monkeypatch, capsys, "score", DEMO, "--out", tmp_path / "run", "--signals", "clip",
-                            "--set", "clip.model=/nonexistent", "--set", "score.progress=false")
-    assert code == 2 and "could not load the image_text model '/nonexistent'" in err and "Traceback" not in err
+    code, _, err = cli_main(
+        monkeypatch,
+        capsys,
+        "score",
+        DEMO,
+        "--out",
+        tmp_path / "run",
+        "--signals",
+        "clip",
+        "--set",
+        "clip.model=/nonexistent",
+        "--set",
+        "score.progress=false",
+    )
+    assert (
+        code == 2 and "could not load the image_text model '/nonexistent'" in err and "Traceback" not in err
+    )
     assert err.count("could not load") == 1
     assert calls == [1] and read == []
     assert not (tmp_path / "run" / "scores").exists() and not (tmp_path / "run" / "run.json").exists()
@@ -188,7 +203,9 @@ def test_corrupt_table_is_moved_aside_and_rescored(tmp_path, kind, caplog):
 
 def test_all_null_signal_column_keeps_its_declared_type(tmp_path):
     good = make_shards(tmp_path / "in", n_shards=1, per_shard=3)
-    broken = write_tar(tmp_path / "in" / "00001.tar", [(f"b{i}", {**sample(50 + i), "jpg": b"broken"}) for i in range(3)])
+    broken = write_tar(
+        tmp_path / "in" / "00001.tar", [(f"b{i}", {**sample(50 + i), "jpg": b"broken"}) for i in range(3)]
+    )
     run = tmp_path / "run"
     c = cfg(["basic", "test_pixel_mean"])
     score([str(p) for p in (*good, broken)], run, c.signals, c)
@@ -203,7 +220,9 @@ def test_all_null_signal_column_keeps_its_declared_type(tmp_path):
 def test_arrays_stay_row_aligned_when_a_batch_has_no_images(tmp_path):
     """A first batch without any image returns (n, 0) arrays (as clip does): the shard still gets one
     (rows, d) array with NaN rows, and a rerun skips it."""
-    items = [(f"b{i}", {**sample(i), "jpg": b"broken"}) for i in range(4)] + [(f"g{i}", sample(10 + i)) for i in range(3)]
+    items = [(f"b{i}", {**sample(i), "jpg": b"broken"}) for i in range(4)] + [
+        (f"g{i}", sample(10 + i)) for i in range(3)
+    ]
     shard = write_tar(tmp_path / "in" / "00000.tar", items)
     c = cfg(["test_pixel_mean"], test_pixel_mean={"empty_without_images": True})
     s = score([str(shard)], tmp_path / "run", c.signals, c)
@@ -254,8 +273,14 @@ def test_cli_out_is_a_file_exits_2(tmp_path, monkeypatch, capsys):
     assert f.read_text() == "x"
 
 
-@pytest.mark.parametrize("err_no,text", [(errno.ENOSPC, "no space left on device"), (errno.EACCES, "permission denied"),
-                                         (errno.EROFS, "read-only file system")])
+@pytest.mark.parametrize(
+    "err_no,text",
+    [
+        (errno.ENOSPC, "no space left on device"),
+        (errno.EACCES, "permission denied"),
+        (errno.EROFS, "read-only file system"),
+    ],
+)
 def test_cli_environment_errors_exit_4_with_one_line(tmp_path, monkeypatch, capsys, err_no, text):
     make_shards(tmp_path / "in", n_shards=2, per_shard=2)
 
@@ -263,8 +288,16 @@ def test_cli_environment_errors_exit_4_with_one_line(tmp_path, monkeypatch, caps
         raise OSError(err_no, os.strerror(err_no), str(a[1]) if len(a) > 1 else None)
 
     monkeypatch.setattr(tables.pq, "write_table", refuse)
-    code, _, err = cli_main(monkeypatch, capsys, "score", tmp_path / "in", "--out", tmp_path / "run",
-                            "--set", "score.progress=false")
+    code, _, err = cli_main(
+        monkeypatch,
+        capsys,
+        "score",
+        tmp_path / "in",
+        "--out",
+        tmp_path / "run",
+        "--set",
+        "score.progress=false",
+    )
     assert code == 4 and text in err and "Traceback" not in err
     assert [line for line in err.splitlines() if line.startswith("error:")] == err.strip().splitlines()[-1:]
     assert "00000.parquet" in err
@@ -275,7 +308,12 @@ def _mount_tmpfs(path: Path, opts: str) -> bool:
     path.mkdir(parents=True, exist_ok=True)
     if os.geteuid() != 0:
         return False
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)], capture_output=True).returncode == 0
+    return (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)], capture_output=True
+        ).returncode
+        == 0
+    )
 
 
 def test_cli_real_full_disk_and_read_only_dir_exit_4(tmp_path, monkeypatch, capsys):
@@ -285,7 +323,10 @@ def test_cli_real_full_disk_and_read_only_dir_exit_4(tmp_path, monkeypatch, caps
         pytest.skip("cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN)")
     try:
         assert _mount_tmpfs(ro, "ro,size=1m")
-        write_tar(tmp_path / "in" / "00000.tar", [(f"k{i}", {**sample(i), "jpg": jpeg_bytes(64, 64, i)}) for i in range(40)])
+        write_tar(
+            tmp_path / "in" / "00000.tar",
+            [(f"k{i}", {**sample(i), "jpg": jpeg_bytes(64, 64, i)}) for i in range(40)],
+        )
         st = os.statvfs(full)  # leave two pages: the run dir and run.json fit, the table does not
         (full / "filler").write_bytes(b"\1" * (st.f_bavail * st.f_frsize - 2 * 4096))
         code, _, err = cli_main(monkeypatch, capsys, "score", tmp_path / "in", "--out", full / "run")
@@ -310,9 +351,18 @@ def test_ray_pools_are_sized_per_signal_from_declared_resources():
     assert by["basic"].num_gpus == 0 and by["basic"].num_cpus == 1 and 1 <= by["basic"].num_actors <= workers
     specs, _ = size_pools(plans, c.score.ray, {"CPU": 4.0})  # no GPUs: nobody asks for one
     assert all(s.num_gpus == 0 for s in specs)
-    c = build_config({"signals": ["basic", "clip"], "clip": {"model": "x", "device": "cpu"},
-                      "score": {"ray": {"read_parallelism": 3, "signals": {"basic": {"num_actors": 5, "num_cpus": 0.5},
-                                                                           "clip": {"num_cpus": 4}}}}})
+    c = build_config(
+        {
+            "signals": ["basic", "clip"],
+            "clip": {"model": "x", "device": "cpu"},
+            "score": {
+                "ray": {
+                    "read_parallelism": 3,
+                    "signals": {"basic": {"num_actors": 5, "num_cpus": 0.5}, "clip": {"num_cpus": 4}},
+                }
+            },
+        }
+    )
     specs, workers = size_pools(plan_signals(c.signals, c), c.score.ray, {"CPU": 64.0, "GPU": 8.0})
     by = {s.signal: s for s in specs}
     assert workers == 3 and by["clip"].num_gpus == 0 and by["clip"].num_cpus == 4  # device=cpu: no GPU

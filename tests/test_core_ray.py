@@ -70,17 +70,35 @@ def cluster():
     saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
     os.environ.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16)})
     _reset_token_cache()
-    env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-           "RAY_USAGE_STATS_ENABLED": "0", "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
+    }
     port = _free_port()
     address = f"{HOST}:{port}"
     common = ["--block", f"--node-ip-address={HOST}", "--num-cpus=3", "--disable-usage-stats"]
     procs: list[subprocess.Popen] = []
     try:
-        procs.append(subprocess.Popen(
-            [ray_bin, "start", "--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp}",
-             '--resources={"node_a": 1}', *common],
-            env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        procs.append(
+            subprocess.Popen(
+                [
+                    ray_bin,
+                    "start",
+                    "--head",
+                    f"--port={port}",
+                    "--include-dashboard=false",
+                    f"--temp-dir={temp}",
+                    '--resources={"node_a": 1}',
+                    *common,
+                ],
+                env=env,
+                start_new_session=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
         deadline = time.time() + 120
         while time.time() < deadline:
             try:
@@ -88,15 +106,32 @@ def cluster():
                 break
             except OSError:
                 time.sleep(0.2)
-        procs.append(subprocess.Popen(
-            [ray_bin, "start", f"--address={address}", f"--dashboard-agent-listen-port={_free_port()}",
-             '--resources={"node_b": 1}', *common],
-            env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        procs.append(
+            subprocess.Popen(
+                [
+                    ray_bin,
+                    "start",
+                    f"--address={address}",
+                    f"--dashboard-agent-listen-port={_free_port()}",
+                    '--resources={"node_b": 1}',
+                    *common,
+                ],
+                env=env,
+                start_new_session=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
         ray.init(address=address, log_to_driver=False)
         ids: dict[str, str] = {}
         while time.time() < deadline and len(ids) < 2:
-            ids = {k: n["NodeID"] for n in ray.nodes() if n["Alive"] for k in ("node_a", "node_b")
-                   if k in n["Resources"]}
+            ids = {
+                k: n["NodeID"]
+                for n in ray.nodes()
+                if n["Alive"]
+                for k in ("node_a", "node_b")
+                if k in n["Resources"]
+            }
             time.sleep(0.2)
         assert len(ids) == 2, "the two-node cluster did not come up"
         ray.shutdown()  # each test connects through score.ray.address, as a user would
@@ -121,8 +156,10 @@ def cluster():
 
 
 def on_ray(base: dict, cluster: Cluster, **ray_opts) -> dict:
-    return {**base, "score": {**base.get("score", {}), "runner": "ray",
-                              "ray": {"address": cluster.address, **ray_opts}}}
+    return {
+        **base,
+        "score": {**base.get("score", {}), "runner": "ray", "ray": {"address": cluster.address, **ray_opts}},
+    }
 
 
 # ----------------------------------------------------------------------------- comparing run directories
@@ -136,7 +173,9 @@ def snapshot(run: Path) -> dict:
         out["arrays"][f"{f.parent.name}/{f.stem}"] = np.load(f)
     log = run / "logs" / "shard_errors.jsonl"
     lines = [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
-    out["logs"] = sorted(json.dumps({k: v for k, v in e.items() if k != "time"}, sort_keys=True) for e in lines)
+    out["logs"] = sorted(
+        json.dumps({k: v for k, v in e.items() if k != "time"}, sort_keys=True) for e in lines
+    )
     out["run.json"] = json.loads((run / "run.json").read_text())
     summary = json.loads((run / "score_summary.json").read_text())
     out["summary"] = {k: v for k, v in summary.items() if k not in ("seconds", "workers")}
@@ -164,17 +203,22 @@ def assert_same_run(a: Path, b: Path, close: tuple[str, ...] = ()) -> None:
 
 def faulty_shards(root: Path) -> list[str]:
     clean = make_shards(root, n_shards=2, per_shard=5)
-    faulty = write_tar(root / "00002.tar", [
-        ("ok", sample(20)),
-        ("corrupt", {**sample(21), "jpg": jpeg_bytes(seed=1)[:200]}),
-        ("zero", {**sample(22), "jpg": b""}),
-        ("nocap", {k: v for k, v in sample(23).items() if k != "txt"}),
-        ("badjson", {**sample(24), "json": b"{nope"}),
-        ("dup", sample(20)),
-        ("rowfault", sample(25, text="this caption makes <fragile-fail> raise")),
-        ("ok2", sample(26)),
-    ])
-    all_broken = write_tar(root / "00003.tar", [(f"b{i}", {**sample(30 + i), "jpg": b"broken"}) for i in range(3)])
+    faulty = write_tar(
+        root / "00002.tar",
+        [
+            ("ok", sample(20)),
+            ("corrupt", {**sample(21), "jpg": jpeg_bytes(seed=1)[:200]}),
+            ("zero", {**sample(22), "jpg": b""}),
+            ("nocap", {k: v for k, v in sample(23).items() if k != "txt"}),
+            ("badjson", {**sample(24), "json": b"{nope"}),
+            ("dup", sample(20)),
+            ("rowfault", sample(25, text="this caption makes <fragile-fail> raise")),
+            ("ok2", sample(26)),
+        ],
+    )
+    all_broken = write_tar(
+        root / "00003.tar", [(f"b{i}", {**sample(30 + i), "jpg": b"broken"}) for i in range(3)]
+    )
     empty = root / "00004.tar"
     empty.write_bytes(b"")
     data = write_tar(root / "00005.tar", [(f"t{i}", sample(40 + i)) for i in range(6)]).read_bytes()
@@ -187,7 +231,10 @@ def test_ray_equals_local_on_clean_and_faulty_shards_changed_shard_and_new_signa
     import scoring_helpers  # noqa: F401  (registers the test signals in this process)
 
     shards = faulty_shards(tmp_path / "in")
-    base = {"signals": ["basic", "test_pixel_mean", "test_fragile"], "score": {"progress": False, "batch_size": 4}}
+    base = {
+        "signals": ["basic", "test_pixel_mean", "test_fragile"],
+        "score": {"progress": False, "batch_size": 4},
+    }
     local, on = build_config(base), build_config(on_ray(base, cluster))
     s_local = score(shards, tmp_path / "local", local.signals, local)
     s_ray = score(shards, tmp_path / "ray", on.signals, on)
@@ -201,7 +248,10 @@ def test_ray_equals_local_on_clean_and_faulty_shards_changed_shard_and_new_signa
     assert len(pd.read_parquet(tmp_path / "ray" / "scores")) == s_ray.run["rows"]
 
     # the shard changes (same name, other samples), then a signal is added: both runners agree again
-    write_tar(Path(shards[0]), [(f"n{i}", sample(60 + i, text=f"another photo number {i} of a blue bike")) for i in range(4)])
+    write_tar(
+        Path(shards[0]),
+        [(f"n{i}", sample(60 + i, text=f"another photo number {i} of a blue bike")) for i in range(4)],
+    )
     base2 = {**base, "signals": [*base["signals"], "test_text_len"]}
     local2, on2 = build_config(base2), build_config(on_ray(base2, cluster))
     s_local = score(shards, tmp_path / "local", local2.signals, local2)
@@ -222,27 +272,44 @@ def test_ray_tiny_clip_equals_local_and_a_missing_model_stops_the_run(tmp_path, 
 
     model = make_tiny_clip(tmp_path / "clip")
     shards = [str(p) for p in make_shards(tmp_path / "in", n_shards=3, per_shard=5)]
-    base = {"signals": ["clip"], "clip": {"model": str(model), "batch_size": 3, "save_embeddings": True},
-            "score": {"progress": False, "batch_size": 3}}
+    base = {
+        "signals": ["clip"],
+        "clip": {"model": str(model), "batch_size": 3, "save_embeddings": True},
+        "score": {"progress": False, "batch_size": 3},
+    }
     local, on = build_config(base), build_config(on_ray(base, cluster, signals={"clip": {"num_actors": 1}}))
     score(shards, tmp_path / "local", local.signals, local)
     score(shards, tmp_path / "ray", on.signals, on)
     assert_same_run(tmp_path / "local", tmp_path / "ray", close=("clip_score",))
 
-    bad = build_config(on_ray({**base, "clip": {"model": str(tmp_path / "nonexistent")}}, cluster,
-                              signals={"clip": {"num_actors": 1}}))
+    bad = build_config(
+        on_ray(
+            {**base, "clip": {"model": str(tmp_path / "nonexistent")}},
+            cluster,
+            signals={"clip": {"num_actors": 1}},
+        )
+    )
     with pytest.raises(ModelNotFoundError, match="could not load the image_text model"):
         score(shards, tmp_path / "bad", bad.signals, bad)
-    assert not list((tmp_path / "bad").glob("scores/*.parquet")) and not (tmp_path / "bad" / "run.json").exists()
+    assert (
+        not list((tmp_path / "bad").glob("scores/*.parquet")) and not (tmp_path / "bad" / "run.json").exists()
+    )
 
 
 def test_killed_ray_driver_resumes_to_identical_tables(tmp_path, cluster):
     shards = [str(p) for p in make_shards(tmp_path / "in", n_shards=8, per_shard=8)]
-    env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-           "ALTSIFT_TEST_RAY_ADDRESS": cluster.address}
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        "ALTSIFT_TEST_RAY_ADDRESS": cluster.address,
+    }
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, str(HERE / "scoring_helpers.py"), str(killed), "0.4", *shards], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "scoring_helpers.py"), str(killed), "0.4", *shards],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
         if list((killed / "scores").glob("*.parquet")) if (killed / "scores").exists() else []:
@@ -254,8 +321,11 @@ def test_killed_ray_driver_resumes_to_identical_tables(tmp_path, cluster):
     assert 1 <= partial < 8, "the kill should land mid-run"
     import scoring_helpers  # noqa: F401
 
-    cfg = {"signals": ["basic", "test_pixel_mean"], "test_pixel_mean": {"delay": 0.0},  # delay: not in the fingerprint
-           "score": {"progress": False, "batch_size": 4}}
+    cfg = {
+        "signals": ["basic", "test_pixel_mean"],
+        "test_pixel_mean": {"delay": 0.0},  # delay: not in the fingerprint
+        "score": {"progress": False, "batch_size": 4},
+    }
     on = build_config(on_ray(cfg, cluster))
     s = score(shards, killed, on.signals, on)
     assert s.shards_skipped >= partial - 1 and s.run["shards_done"] == 8  # a table may land after the kill
@@ -274,13 +344,23 @@ def test_work_crosses_nodes_on_a_real_two_node_cluster(tmp_path, cluster):
 
     ray.shutdown()  # connect through score.ray.address, as `altsift score --set score.ray.address=...` does
     shards = [str(p) for p in make_shards(tmp_path / "in", n_shards=3, per_shard=4)]
-    c = build_config(on_ray({"signals": ["basic", "test_node"], "score": {"progress": False, "batch_size": 2}},
-                            cluster, shard_resources={"node_a": 0.1},
-                            signals={"test_node": {"resources": {"node_b": 0.1}},
-                                     "basic": {"resources": {"node_b": 0.1}, "num_cpus": 0.5}}))
+    c = build_config(
+        on_ray(
+            {"signals": ["basic", "test_node"], "score": {"progress": False, "batch_size": 2}},
+            cluster,
+            shard_resources={"node_a": 0.1},
+            signals={
+                "test_node": {"resources": {"node_b": 0.1}},
+                "basic": {"resources": {"node_b": 0.1}, "num_cpus": 0.5},
+            },
+        )
+    )
     s = score(shards, tmp_path / "run", c.signals, c)
     assert ray.is_initialized() and s.shards_scored == 3
     assert s.workers == {f"node:{cluster.node_a}": 3}  # tables written by workers on node_a
-    ran = {r["ran_on_node"] for f in (tmp_path / "run" / "scores").glob("*.parquet")
-           for r in pq.read_table(f).to_pylist()}
+    ran = {
+        r["ran_on_node"]
+        for f in (tmp_path / "run" / "scores").glob("*.parquet")
+        for r in pq.read_table(f).to_pylist()
+    }
     assert ran == {cluster.node_b}  # the signal ran on node_b

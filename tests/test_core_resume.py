@@ -29,7 +29,9 @@ def test_kill_and_resume_gives_identical_tables(tmp_path):
     args = [str(p) for p in shards]
     env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, str(HERE / "scoring_helpers.py"), str(killed), "0.15", *args], env=env)
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "scoring_helpers.py"), str(killed), "0.15", *args], env=env
+    )
     deadline = time.time() + 120
     while time.time() < deadline:
         done = list((killed / "scores").glob("*.parquet")) if (killed / "scores").exists() else []
@@ -42,11 +44,17 @@ def test_kill_and_resume_gives_identical_tables(tmp_path):
     assert 2 <= partial < 6, "the kill should land mid-run"
     # a half-written temp table, as a kill during a write leaves one, must be ignored by the resumed run
     (killed / "scores" / ".00005.parquet.deadbeef.tmp").write_bytes(b"PAR1 half written")
-    subprocess.run([sys.executable, str(HERE / "scoring_helpers.py"), str(killed), "0", *args], env=env, check=True)
+    subprocess.run(
+        [sys.executable, str(HERE / "scoring_helpers.py"), str(killed), "0", *args], env=env, check=True
+    )
     resumed = json.loads((killed / "score_summary.json").read_text())
-    assert resumed["shards_skipped"] >= partial - 1 and resumed["run"]["shards_done"] == 6  # finished tables kept
+    assert (
+        resumed["shards_skipped"] >= partial - 1 and resumed["run"]["shards_done"] == 6
+    )  # finished tables kept
     clean = tmp_path / "clean"
-    subprocess.run([sys.executable, str(HERE / "scoring_helpers.py"), str(clean), "0", *args], env=env, check=True)
+    subprocess.run(
+        [sys.executable, str(HERE / "scoring_helpers.py"), str(clean), "0", *args], env=env, check=True
+    )
     a, b = tables_of(killed), tables_of(clean)
     assert a == b
     uids = [r["uid"] for rows in a.values() for r in rows]

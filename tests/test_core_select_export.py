@@ -43,7 +43,9 @@ def test_top_fraction_is_pool_wide_not_per_shard(tmp_path):
     _, sel = run_selection(run, SelectRequest(top_fraction={"pixel_mean": 0.25}))
     t = get_threshold(scores, 0.25)
     assert sel.mask.tolist() == (scores >= t).tolist()
-    per_shard = df.groupby("shard")["pixel_mean"].transform(lambda s: s >= get_threshold(s.to_numpy(float), 0.25))
+    per_shard = df.groupby("shard")["pixel_mean"].transform(
+        lambda s: s >= get_threshold(s.to_numpy(float), 0.25)
+    )
     assert sel.mask.sum() == int(len(df) * 0.25) + 1
     # a per-shard quantile would keep a different set on this pool
     assert per_shard.to_numpy(bool).tolist() != sel.mask.tolist() or df["shard"].nunique() == 1
@@ -68,7 +70,9 @@ def test_non_ok_rows_never_selected(tmp_path):
 
     c = build_config({"signals": ["basic"], "score": {"progress": False}})
     score([str(p)], tmp_path / "run", c.signals, c)
-    _, sel = run_selection(tmp_path / "run", SelectRequest(where=["caption_num_words >= 0 or status != 'ok'"]))
+    _, sel = run_selection(
+        tmp_path / "run", SelectRequest(where=["caption_num_words >= 0 or status != 'ok'"])
+    )
     df = load_pool(tmp_path / "run")
     assert df.loc[sel.mask, "key"].tolist() == ["a", "c"]
 
@@ -164,22 +168,41 @@ def test_select_directly_from_datacomp_metadata(tmp_path):
     frames = []
     for part in range(2):
         n = 50
-        df = pd.DataFrame({
-            "uid": [uid_of(part * 100 + i) for i in range(n)],
-            "url": [f"http://x/{i}.jpg" for i in range(n)],
-            "text": ["some caption"] * n,
-            "original_width": 512, "original_height": 384,
-            "clip_b32_similarity_score": rng.uniform(0.1, 0.4, n),
-            "clip_l14_similarity_score": rng.uniform(0.1, 0.4, n),
-        })
+        df = pd.DataFrame(
+            {
+                "uid": [uid_of(part * 100 + i) for i in range(n)],
+                "url": [f"http://x/{i}.jpg" for i in range(n)],
+                "text": ["some caption"] * n,
+                "original_width": 512,
+                "original_height": 384,
+                "clip_b32_similarity_score": rng.uniform(0.1, 0.4, n),
+                "clip_l14_similarity_score": rng.uniform(0.1, 0.4, n),
+            }
+        )
         df.to_parquet(meta / f"{part:08x}.parquet", index=False)
         np.savez(meta / f"{part:08x}.npz", l14_img=rng.normal(size=(n, 8)).astype(np.float16))
         frames.append(df)
     pool = pd.concat(frames, ignore_index=True)
     assert load_pool_array(meta, "l14_img").shape == (100, 8)
-    r = subprocess.run([sys.executable, "-m", "altsift", "select", str(meta), "--preset", "clip_score",
-                        "--set", "arch=l14", "--set", "fraction=0.3", "--out", str(tmp_path / "l14_30.npy")],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "altsift",
+            "select",
+            str(meta),
+            "--preset",
+            "clip_score",
+            "--set",
+            "arch=l14",
+            "--set",
+            "fraction=0.3",
+            "--out",
+            str(tmp_path / "l14_30.npy"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     got = set(array_to_uids(load_subset(tmp_path / "l14_30.npy")))
     s = pool["clip_l14_similarity_score"].to_numpy()
@@ -214,7 +237,11 @@ def test_export_keeps_json_and_txt_overwrites_and_leaves_no_staging(tmp_path):
         export(run, run / "s.npy", out, progress=False)
     s = export(run, run / "s.npy", out, progress=False, overwrite=True)
     assert s.written == 3 and sorted(p.name for p in out.iterdir()) == [
-        ".altsift-export.json", "00000000.tar", "00000000_stats.json", "notes.md"]
+        ".altsift-export.json",
+        "00000000.tar",
+        "00000000_stats.json",
+        "notes.md",
+    ]
     (out / "00000007.tar").write_bytes(b"a shard no export wrote: overwrite must not delete it")
     with pytest.raises(ConfigError, match="no altsift export wrote"):
         export(run, run / "s.npy", out, progress=False, overwrite=True)
@@ -242,15 +269,31 @@ def test_language_presets_on_datacomp_metadata_compute_lang_on_the_fly(tmp_path)
 
     meta = tmp_path / "metadata"
     meta.mkdir()
-    texts = ["a brown dog running on the beach at sunset", "une maison rouge au bord de la mer en été",
-             "vintage red bicycle leaning against a brick wall", "the dog", "mountain lake with pine trees and snow"]
-    pd.DataFrame({
-        "uid": [uid_of(i) for i in range(5)], "text": texts,
-        "original_width": [512, 512, 150, 512, 512], "original_height": 384,
-        "clip_b32_similarity_score": [0.30, 0.35, 0.31, 0.40, 0.20],
-    }).to_parquet(meta / "00000000.parquet", index=False)
+    texts = [
+        "a brown dog running on the beach at sunset",
+        "une maison rouge au bord de la mer en été",
+        "vintage red bicycle leaning against a brick wall",
+        "the dog",
+        "mountain lake with pine trees and snow",
+    ]
+    pd.DataFrame(
+        {
+            "uid": [uid_of(i) for i in range(5)],
+            "text": texts,
+            "original_width": [512, 512, 150, 512, 512],
+            "original_height": 384,
+            "clip_b32_similarity_score": [0.30, 0.35, 0.31, 0.40, 0.20],
+        }
+    ).to_parquet(meta / "00000000.parquet", index=False)
     pool, sel = run_selection(meta, SelectRequest(preset="basic_filter"))
-    assert pool.uid_strings(sel.mask).to_pylist() == [uid_of(0), uid_of(4)]  # French, small image, 2 words removed
+    assert pool.uid_strings(sel.mask).to_pylist() == [
+        uid_of(0),
+        uid_of(4),
+    ]  # French, small image, 2 words removed
     assert pool.texts("lang").tolist() == ["en", "fr", "en", "en", "en"]
-    pool, sel = run_selection(meta, SelectRequest(preset="laion2b", preset_options={"lang_detector": "fasttext"}))
-    assert pool.uid_strings(sel.mask).to_pylist() == [uid_of(i) for i in (0, 2, 3)]  # English and B/32 >= 0.28
+    pool, sel = run_selection(
+        meta, SelectRequest(preset="laion2b", preset_options={"lang_detector": "fasttext"})
+    )
+    assert pool.uid_strings(sel.mask).to_pylist() == [
+        uid_of(i) for i in (0, 2, 3)
+    ]  # English and B/32 >= 0.28

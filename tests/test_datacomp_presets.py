@@ -55,7 +55,9 @@ def test_laion2b():
     sel = _run("laion2b", df)
     assert sel.mask.tolist() == [True, False, False, False]
     assert [s.kind for s in sel.steps] == ["threshold", "where"] and sel.steps[0].kept_alone == 3
-    assert sel.steps[1].kept_alone == 2 and sel.steps[1].detail["detector"] == "fasttext"  # no captions: lang column
+    assert (
+        sel.steps[1].kept_alone == 2 and sel.steps[1].detail["detector"] == "fasttext"
+    )  # no captions: lang column
 
 
 def test_fasttext_tokens():
@@ -171,5 +173,7 @@ def test_local_copy_of_a_datacomp_pickle_is_trusted(tmp_path, monkeypatch):
     torch.save(arr, p)  # a numpy array inside a torch file, as DataComp's centroid files are
     with pytest.raises(ConfigError, match="could not read"):
         assets.load_embeddings(str(p))  # unknown file: weights_only=True refuses the pickle
-    monkeypatch.setitem(assets.DATACOMP_ASSETS, "medium_centroids", ("u/medium_centroids_l14.pt", assets.sha256(p)))
+    monkeypatch.setitem(
+        assets.DATACOMP_ASSETS, "medium_centroids", ("u/medium_centroids_l14.pt", assets.sha256(p))
+    )
     np.testing.assert_array_equal(assets.load_embeddings(str(p)), arr)

@@ -30,11 +30,15 @@ runner = CliRunner()
 
 
 def cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "altsift", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "altsift", *map(str, args)], capture_output=True, text=True, cwd=cwd
+    )
 
 
 def _digest(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()
+    }
 
 
 def _run(tmp_path: Path, shards: list[Path], run_name: str = "run") -> Path:
@@ -67,7 +71,10 @@ def test_export_over_datacomp_named_inputs_with_overwrite_is_refused(tmp_path):
     before = _digest(tmp_path / "shards")
     with pytest.raises(ConfigError, match="holds input shards"):
         export(run, run / "s.npy", tmp_path / "shards", overwrite=True, progress=False)
-    r = runner.invoke(app, ["export", str(run), "--subset", str(run / "s.npy"), "--to", str(tmp_path / "shards"), "--overwrite"])
+    r = runner.invoke(
+        app,
+        ["export", str(run), "--subset", str(run / "s.npy"), "--to", str(tmp_path / "shards"), "--overwrite"],
+    )
     assert r.exit_code == 2 and "holds input shards" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert _digest(tmp_path / "shards") == before
     assert not (tmp_path / "shards" / ".altsift-export-staging").exists()
@@ -81,7 +88,8 @@ def test_run_with_export_into_the_input_folder_and_empty_selection_leaves_inputs
     cfg.write_text(
         f"inputs: ['{tmp_path / 'shards'}']\nrun_dir: {tmp_path / 'run'}\nsignals: [basic]\n"
         "score: {progress: false}\nselect: {top_fraction: {caption_num_chars: 0.0001}}\n"
-        f"export: {{to: '{tmp_path / 'shards'}'}}\n")
+        f"export: {{to: '{tmp_path / 'shards'}'}}\n"
+    )
     r = runner.invoke(app, ["run", str(cfg)])
     assert r.exit_code == 2, r.stderr
     assert "holds input shards" in r.stderr and "Traceback" not in r.stderr
@@ -115,7 +123,12 @@ def test_foreign_tars_and_the_run_dir_are_refused_and_overwrite_replaces_only_li
         export(run, run / "s.npy", out, progress=False)
     s2 = export(run, run / "s.npy", out, shard_size=10, progress=False, overwrite=True)  # 1 shard now
     assert s1.written == s2.written == 6
-    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "00000000.tar", "00000000_stats.json", "README.md"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        MANIFEST,
+        "00000000.tar",
+        "00000000_stats.json",
+        "README.md",
+    ]
     assert (out / "README.md").read_text() == "my notes"
 
 
@@ -130,7 +143,9 @@ def test_safe_key_is_reversible_and_webdataset_safe():
         e = safe_key(k)
         assert e and "." not in e and "/" not in e
         assert unescape_key(e) == k
-    assert len({safe_key(k) for k in [*KEYS, "x.y_000"]}) == len(KEYS) + 1  # no collisions ('_' vs '.' vs '/')
+    assert (
+        len({safe_key(k) for k in [*KEYS, "x.y_000"]}) == len(KEYS) + 1
+    )  # no collisions ('_' vs '.' vs '/')
     assert safe_key("000010042") == "000010042"  # img2dataset keys are unchanged
 
 
@@ -176,9 +191,24 @@ def test_moved_source_shards_exit_3_then_source_root_remaps_them(tmp_path):
     r = cli("export", run, "--subset", run / "s.npy", "-o", tmp_path / "out", "--json")
     assert r.returncode == 3, r.stderr
     assert "--source-root" in r.stderr and len(r.stderr.strip().splitlines()) == 1
-    assert json.loads(r.stdout) == {"ok": False, "error": r.stderr.strip().removeprefix("error: "), "exit_code": 3}
-    r = runner.invoke(app, ["export", str(run), "--subset", str(run / "s.npy"), "-o", str(tmp_path / "out"),
-                            "--source-root", f"{tmp_path / 'old'}={tmp_path / 'new'}"])
+    assert json.loads(r.stdout) == {
+        "ok": False,
+        "error": r.stderr.strip().removeprefix("error: "),
+        "exit_code": 3,
+    }
+    r = runner.invoke(
+        app,
+        [
+            "export",
+            str(run),
+            "--subset",
+            str(run / "s.npy"),
+            "-o",
+            str(tmp_path / "out"),
+            "--source-root",
+            f"{tmp_path / 'old'}={tmp_path / 'new'}",
+        ],
+    )
     assert r.exit_code == 0, r.stderr
     assert "6/6" in r.stderr and "sample" in r.stderr  # the progress bar counts samples
     assert "wrote 6 samples in 1 shards" in r.stdout
@@ -201,7 +231,9 @@ def test_samples_missing_inside_a_changed_shard_exit_3_after_exporting_the_rest(
         export(run, run / "s.npy", tmp_path / "out", progress=False)
     assert ei.value.summary["written"] == 5 and ei.value.summary["missing"] == 1
     assert len(read_shard(tmp_path / "out" / "00000000.tar").samples) == 5
-    r = runner.invoke(app, ["export", str(run), "--subset", str(run / "s.npy"), "-o", str(tmp_path / "out2"), "-q"])
+    r = runner.invoke(
+        app, ["export", str(run), "--subset", str(run / "s.npy"), "-o", str(tmp_path / "out2"), "-q"]
+    )
     assert r.exit_code == 3 and "not found" in r.stderr and r.stderr.count("\n") == 1
 
 
@@ -235,8 +267,10 @@ def test_export_streams_source_shards_one_sample_at_a_time(tmp_path):
 
     from helpers_shards import jpeg_bytes
 
-    items = [(f"{i:04d}", {**sample(i), "jpg": jpeg_bytes(1000, 1000, seed=i), "bin": bytes(4 << 20)})
-             for i in range(10)]
+    items = [
+        (f"{i:04d}", {**sample(i), "jpg": jpeg_bytes(1000, 1000, seed=i), "bin": bytes(4 << 20)})
+        for i in range(10)
+    ]
     shard = write_tar(tmp_path / "in" / "00000.tar", items)
     run = _run(tmp_path, [shard])
     big = shard.stat().st_size
@@ -250,7 +284,9 @@ def test_export_streams_source_shards_one_sample_at_a_time(tmp_path):
     assert s.written == 10 and s.missing == 0
     assert peak < 12 << 20, f"export peaked at {peak / 2**20:.1f} MiB for a {big / 2**20:.0f} MiB shard"
     out = read_shard(next((tmp_path / "out").glob("*.tar"))).samples
-    assert [x.files["jpg"] for x in out] == [m["jpg"] for _, m in items] and all("bin" not in x.files for x in out)
+    assert [x.files["jpg"] for x in out] == [m["jpg"] for _, m in items] and all(
+        "bin" not in x.files for x in out
+    )
 
 
 def test_duplicate_uids_empty_subsets_and_corrupt_tables(tmp_path):
@@ -267,7 +303,9 @@ def test_duplicate_uids_empty_subsets_and_corrupt_tables(tmp_path):
     save_subset(tmp_path / "empty.npy", [])
     save_subset(tmp_path / "foreign.npy", ["f" * 32])
     for sub, why in (("empty.npy", "the subset is empty"), ("foreign.npy", "1 not in its score tables")):
-        r = runner.invoke(app, ["-q", "export", str(run), "--subset", str(tmp_path / sub), "-o", str(tmp_path / "o2")])
+        r = runner.invoke(
+            app, ["-q", "export", str(run), "--subset", str(tmp_path / sub), "-o", str(tmp_path / "o2")]
+        )
         assert r.exit_code == 3 and "nothing to export" in r.stderr and why in r.stderr, r.stderr
         assert not (tmp_path / "o2").exists() or not list((tmp_path / "o2").glob("*.tar"))
 
@@ -276,6 +314,8 @@ def test_duplicate_uids_empty_subsets_and_corrupt_tables(tmp_path):
 
     table = run / "scores" / "00000000.parquet"
     table.write_bytes(table.read_bytes()[:-100])  # truncated: no footer
-    r = runner.invoke(app, ["-q", "export", str(run), "--subset", str(run / "s.npy"), "-o", str(tmp_path / "o3")])
+    r = runner.invoke(
+        app, ["-q", "export", str(run), "--subset", str(run / "s.npy"), "-o", str(tmp_path / "o3")]
+    )
     assert r.exit_code == 2 and str(table) in r.stderr and "corrupt or truncated" in r.stderr, r.stderr
     assert len(uids) == 6

@@ -186,14 +186,16 @@ def test_cli_and_config_refuse_the_issue_payloads(tmp_path, monkeypatch, capsys,
     monkeypatch.chdir(tmp_path)
     meta = tmp_path / "meta"
     meta.mkdir()
-    pd.DataFrame({"uid": [uid(i) for i in range(4)], "text": list("abcd"), "basic_pass": [True] * 4}).to_parquet(
-        meta / "0.parquet"
-    )
+    pd.DataFrame(
+        {"uid": [uid(i) for i in range(4)], "text": list("abcd"), "basic_pass": [True] * 4}
+    ).to_parquet(meta / "0.parquet")
     code, _, err = cli(capsys, "select", meta, "--where", where, "--out", tmp_path / "s.npy")
     assert code == 2 and "Traceback" not in err, err
     assert not (tmp_path / "pwned.txt").exists() and not (tmp_path / "s.npy").exists()
     cfg = tmp_path / "run.yaml"
-    cfg.write_text(f"inputs: [{tmp_path / 'none.tar'}]\nrun_dir: {tmp_path / 'run'}\nselect:\n  where: [{where!r}]\n")
+    cfg.write_text(
+        f"inputs: [{tmp_path / 'none.tar'}]\nrun_dir: {tmp_path / 'run'}\nselect:\n  where: [{where!r}]\n"
+    )
     code, _, err = cli(capsys, "run", cfg)
     assert code == 2 and "select.where" in err and "Traceback" not in err, err
     assert not (tmp_path / "pwned.txt").exists() and not (tmp_path / "run").exists()  # refused before scoring

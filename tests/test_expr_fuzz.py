@@ -182,7 +182,9 @@ def _expressions():
     num = st.recursive(
         num_atom,
         lambda c: st.one_of(
-            st.tuples(c, st.sampled_from(["+", "-", "*", "/", "**"]), c).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
+            st.tuples(c, st.sampled_from(["+", "-", "*", "/", "**"]), c).map(
+                lambda t: f"({t[0]} {t[1]} {t[2]})"
+            ),
             st.tuples(st.sampled_from(["abs", "sqrt", "log", "log10"]), c).map(lambda t: f"{t[0]}({t[1]})"),
             st.lists(c, min_size=1, max_size=3).map(lambda xs: f"max({', '.join(xs)})"),
             st.lists(c, min_size=1, max_size=3).map(lambda xs: f"coalesce({', '.join(xs)})"),
@@ -195,14 +197,18 @@ def _expressions():
         st.tuples(num, st.sampled_from(["==", "!=", "<", "<=", ">", ">="]), num).map(" ".join),
         st.tuples(text, st.sampled_from(["==", "!=", "<"]), text).map(" ".join),
         st.tuples(num, st.sampled_from(["in", "not in"])).map(lambda t: f"{t[0]} {t[1]} [1, 2.5, -3]"),
-        st.tuples(text, st.sampled_from(["contains", "startswith", "endswith"])).map(lambda t: f"{t[1]}({t[0]}, 'e')"),
+        st.tuples(text, st.sampled_from(["contains", "startswith", "endswith"])).map(
+            lambda t: f"{t[1]}({t[0]}, 'e')"
+        ),
         st.tuples(st.one_of(num, text), st.sampled_from(["is null", "is not null"])).map(" ".join),
         st.sampled_from(["basic_pass", "true", "false", "basic_pass == false"]),
     )
     return st.recursive(
         cmp,
         lambda c: st.one_of(
-            st.tuples(c, st.sampled_from(["and", "or", "&", "|"]), c).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
+            st.tuples(c, st.sampled_from(["and", "or", "&", "|"]), c).map(
+                lambda t: f"({t[0]} {t[1]} {t[2]})"
+            ),
             c.map(lambda x: f"not {x}"),
             c.map(lambda x: f"~({x})"),
         ),

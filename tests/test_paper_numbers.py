@@ -29,11 +29,29 @@ def datacomp_get_threshold(scores: np.ndarray, fraction: float) -> float:
 
 # DataComp Table 16 ([DC-paper] App., "CLIP score thresholds and the fraction of the pool they keep"),
 # ViT-B/32 rows without the English filter: fraction kept -> threshold.
-TABLE16_B32 = [(0.01, 0.384), (0.03, 0.358), (0.10, 0.325), (0.20, 0.300), (0.30, 0.281),
-               (0.40, 0.263), (0.50, 0.247), (0.75, 0.215), (0.90, 0.193)]
+TABLE16_B32 = [
+    (0.01, 0.384),
+    (0.03, 0.358),
+    (0.10, 0.325),
+    (0.20, 0.300),
+    (0.30, 0.281),
+    (0.40, 0.263),
+    (0.50, 0.247),
+    (0.75, 0.215),
+    (0.90, 0.193),
+]
 # same table, ViT-L/14 rows without the English filter
-TABLE16_L14 = [(0.01, 0.364), (0.03, 0.334), (0.10, 0.295), (0.20, 0.266), (0.30, 0.243),
-               (0.40, 0.222), (0.50, 0.203), (0.75, 0.160), (0.90, 0.129)]
+TABLE16_L14 = [
+    (0.01, 0.364),
+    (0.03, 0.334),
+    (0.10, 0.295),
+    (0.20, 0.266),
+    (0.30, 0.243),
+    (0.40, 0.222),
+    (0.50, 0.203),
+    (0.75, 0.160),
+    (0.90, 0.129),
+]
 
 
 def pool_with_quantiles(table: list[tuple[float, float]], n: int) -> np.ndarray:
@@ -95,12 +113,14 @@ def test_datacomp_basic_filter_on_crafted_captions():
         ("ein kleines rotes Auto auf der Strasse", (640, 480), False),  # not English
     ]
     sig = BasicSignal()
-    out = sig({
-        "text": [r[0] for r in rows],
-        "status": ["ok"] * len(rows),
-        "original_width": [r[1][0] for r in rows],
-        "original_height": [r[1][1] for r in rows],
-    })
+    out = sig(
+        {
+            "text": [r[0] for r in rows],
+            "status": ["ok"] * len(rows),
+            "original_width": [r[1][0] for r in rows],
+            "original_height": [r[1][1] for r in rows],
+        }
+    )
     assert out["caption_num_words"][:4] == [8, 2, 3, 6]
     assert out["caption_num_chars"][:4] == [36, 11, 5, 23]
     assert out["lang"][0] == "en" and out["lang"][-1] == "de"
@@ -109,14 +129,47 @@ def test_datacomp_basic_filter_on_crafted_captions():
 
 def test_sieve_phrase_lists_as_in_its_code():
     # SIEVE@042705a sentence_similarity_inference.py REMOVE_PHRASES (the list its remove_phrases uses)
-    assert REMOVE_PHRASES == ("an image of", "a photo of", "stock photo", "photo stock", "a photo",
-                              "an image", "image", "photo")
+    assert REMOVE_PHRASES == (
+        "an image of",
+        "a photo of",
+        "stock photo",
+        "photo stock",
+        "a photo",
+        "an image",
+        "image",
+        "photo",
+    )
     # ... and REMOVE_PHRASES_LONG (defined, unused): 29 phrases in this order
     assert REMOVE_PHRASES_LONG == (
-        "an image of", "a photo of", "an icon of", "an illustration of", "a template of", "a thumbnail of",
-        "a vector of", "photo stock", "stock photo", "a photo", "an image", "an icon", "an illustration",
-        "a template", "a thumbnail", "image", "photo", "icon", "illustration", "template", "vector",
-        "thumbnail", "free", "print", "sale", "quot", "png", "jpeg", "jpg",
+        "an image of",
+        "a photo of",
+        "an icon of",
+        "an illustration of",
+        "a template of",
+        "a thumbnail of",
+        "a vector of",
+        "photo stock",
+        "stock photo",
+        "a photo",
+        "an image",
+        "an icon",
+        "an illustration",
+        "a template",
+        "a thumbnail",
+        "image",
+        "photo",
+        "icon",
+        "illustration",
+        "template",
+        "vector",
+        "thumbnail",
+        "free",
+        "print",
+        "sale",
+        "quot",
+        "png",
+        "jpeg",
+        "jpg",
     )
 
 
@@ -132,7 +185,9 @@ def test_sieve_caption_lengths_count_the_prompt(tmp_path):
     d = sieve_caption_defaults()
     assert (d["max_length"], d["min_length"], d["num_return_sequences"], d["top_p"]) == (20, 5, 8, 0.9)
     # image_size 32: the tiny tower's own size (the lengths do not depend on the image input)
-    sig = CaptionSignal({**d, "model": str(make_tiny_blip(tmp_path / "blip")), "device": "cpu", "image_size": 32})
+    sig = CaptionSignal(
+        {**d, "model": str(make_tiny_blip(tmp_path / "blip")), "device": "cpu", "image_size": 32}
+    )
     lengths = []
     orig = sig.captioner.model.generate
 
@@ -146,8 +201,14 @@ def test_sieve_caption_lengths_count_the_prompt(tmp_path):
 
     sig.captioner.model.generate = spy
     with torch.no_grad():
-        caps = sig({"uid": [f"u{i}" for i in range(4)], "status": ["ok"] * 4, "image": tiny_images(4),
-                    "text": ["x"] * 4})["synthetic_captions"]
+        caps = sig(
+            {
+                "uid": [f"u{i}" for i in range(4)],
+                "status": ["ok"] * 4,
+                "image": tiny_images(4),
+                "text": ["x"] * 4,
+            }
+        )["synthetic_captions"]
     assert all(len(c) == 8 for c in caps) and len(lengths) == 32
     assert max(lengths) == 16 and min(lengths) >= 1  # max_length 20 - 4 prompt tokens; min_length 5 - 4
 
@@ -159,9 +220,15 @@ def test_nguyen_raw_top30_plus_synthetic70_arithmetic():
     rng = np.random.default_rng(1)
     n = 1000
     raw, syn = rng.uniform(0.1, 0.4, n), rng.uniform(0.1, 0.4, n)
-    df = pd.DataFrame({"uid": [f"u{i}" for i in range(n)], "text": [f"r{i}" for i in range(n)],
-                       "clip_score": raw, "clip_score_synthetic": syn,
-                       "synthetic_caption": [f"s{i}" for i in range(n)]})
+    df = pd.DataFrame(
+        {
+            "uid": [f"u{i}" for i in range(n)],
+            "text": [f"r{i}" for i in range(n)],
+            "clip_score": raw,
+            "clip_score_synthetic": syn,
+            "synthetic_caption": [f"s{i}" for i in range(n)],
+        }
+    )
     t = datacomp_get_threshold(raw, 0.3)
     mix = _select("mix_raw_top_synthetic_rest", df)
     src = mix.columns["caption_source"]

@@ -121,7 +121,10 @@ def test_fuzzy_punctuation_merged_and_split_words():
     # "at" is too short for the substring rule; the part of "Sale-at" split at "-" matches exactly
     matched, hits = fuzzy_match("sunglasses at CTS", ["Big", "Sale-at"])
     assert matched == {"at"} and hits == {1}
-    assert fuzzy_match("sunglasses at CTS", ["Big", "Sale-at"], FuzzyRules(punct_split=False)) == (set(), set())
+    assert fuzzy_match("sunglasses at CTS", ["Big", "Sale-at"], FuzzyRules(punct_split=False)) == (
+        set(),
+        set(),
+    )
     # a word split by OCR (consecutive tokens) and a merged pair in one line
     assert cotr_fuzzy("Stock Photos of the Rooster", "Pho toS Rooster") == pytest.approx(2 / 5)
     assert cotr_fuzzy("Region-based segmentation", "Region-basedsegmentation") == 1.0

@@ -144,7 +144,9 @@ def _removal_batch(scene, uids):
 
 
 def test_not_applicable_zero_keeps_the_old_output(scene, tiny_clip_dir):
-    sig = TextRemovalSignal({"model": str(tiny_clip_dir), "not_applicable": "zero", "random_baselines": False})
+    sig = TextRemovalSignal(
+        {"model": str(tiny_clip_dir), "not_applicable": "zero", "random_baselines": False}
+    )
     out = sig(_removal_batch(scene, ["q", "r"]))
     assert out["rsa"][1] == 0.0 and out["rsc"][1] == 0.0  # text-free row
     assert out["clip_score_all_removed"][1] == out["clip_score_raw"][1]

@@ -58,7 +58,9 @@ def test_only_the_co_embedded_word_is_inpainted(line_image, level):
     if level == "word":
         assert strings == ["Hogsmeade", "Station"] and co == [True, False]
         assert "station" in after  # the other word of the line survives Co-Emb. removal
-        changed = np.flatnonzero(np.abs(np.asarray(removed, int) - np.asarray(line_image, int)).sum(-1).any(0))
+        changed = np.flatnonzero(
+            np.abs(np.asarray(removed, int) - np.asarray(line_image, int)).sum(-1).any(0)
+        )
         station_x0 = min(x for x, _ in polys[1])
         assert changed.max() < station_x0  # every changed column lies left of "Station"
     else:
@@ -70,8 +72,12 @@ def test_detector_scale_rules():
     sp = RapidOCRSpotter(det_limit_side_len=640)
     assert sp.det_scale(1280, 960) == pytest.approx(0.5)
     assert sp.det_scale(400, 300) == 1.0  # max: never upscales
-    assert RapidOCRSpotter(det_limit_side_len=640, det_min_side=480).det_scale(1280, 720) == pytest.approx(480 / 720)
-    assert RapidOCRSpotter(det_limit_side_len=736, det_limit_type="min").det_scale(400, 368) == pytest.approx(2.0)
+    assert RapidOCRSpotter(det_limit_side_len=640, det_min_side=480).det_scale(1280, 720) == pytest.approx(
+        480 / 720
+    )
+    assert RapidOCRSpotter(det_limit_side_len=736, det_limit_type="min").det_scale(400, 368) == pytest.approx(
+        2.0
+    )
 
 
 def test_small_text_in_a_large_photo_at_a_larger_detector_size():
@@ -80,4 +86,6 @@ def test_small_text_in_a_large_photo_at_a_larger_detector_size():
     boxes = RapidOCRSpotter(det_limit_side_len=960).spot([img])[0]
     assert "daily" in _norm_words(boxes)
     for b in boxes:  # polygons come back in source pixels, on the band
-        assert band[0][1] - 4 <= min(y for _, y in b.polygon) and max(y for _, y in b.polygon) <= band[2][1] + 4
+        assert (
+            band[0][1] - 4 <= min(y for _, y in b.polygon) and max(y for _, y in b.polygon) <= band[2][1] + 4
+        )

@@ -128,7 +128,9 @@ def test_cluster_command_adds_cluster_id_and_stats(tmp_path):
 def test_cluster_too_few_rows(tmp_path):
     _make_run(tmp_path, n_per_shard=(5,))
     r = CliRunner().invoke(app, ["cluster", str(tmp_path), "--k", "50"])
-    assert r.exit_code == 2 and "need at least 50 embeddings" in r.stderr  # one line, exit 2 (cli/__init__.py)
+    assert (
+        r.exit_code == 2 and "need at least 50 embeddings" in r.stderr
+    )  # one line, exit 2 (cli/__init__.py)
 
 
 def test_cluster_stats_nan_aware():

@@ -40,17 +40,34 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 )
 LIMITS = ReadLimits(max_member_bytes=64 * 1024, max_sample_bytes=96 * 1024, max_header_bytes=8192)
-TYPES = {"uid": pa.string(), "uid_derived": pa.bool_(), "key": pa.string(), "shard": pa.string(), "text": pa.string(),
-         "status": pa.string(), "error": pa.string(), "original_width": pa.int64(), "original_height": pa.int64()}
+TYPES = {
+    "uid": pa.string(),
+    "uid_derived": pa.bool_(),
+    "key": pa.string(),
+    "shard": pa.string(),
+    "text": pa.string(),
+    "status": pa.string(),
+    "error": pa.string(),
+    "original_width": pa.int64(),
+    "original_height": pa.int64(),
+}
 
 
 def _base_shard() -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tf:
         for i in range(4):
-            js = {"uid": uid_of(i), "original_width": 32, "original_height": 24, "caption": f"json caption {i}"}
-            for ext, data in (("jpg", jpeg_bytes(32, 24, seed=i)), ("txt", f"a small caption {i}".encode()),
-                              ("json", json.dumps(js).encode())):
+            js = {
+                "uid": uid_of(i),
+                "original_width": 32,
+                "original_height": 24,
+                "caption": f"json caption {i}",
+            }
+            for ext, data in (
+                ("jpg", jpeg_bytes(32, 24, seed=i)),
+                ("txt", f"a small caption {i}".encode()),
+                ("json", json.dumps(js).encode()),
+            ):
                 ti = tarfile.TarInfo(f"{i:09d}.{ext}")
                 ti.size = len(data)
                 tf.addfile(ti, io.BytesIO(data))
@@ -173,7 +190,9 @@ def test_truncated_shards_keep_a_prefix(cut):
 _name_bytes = st.one_of(
     st.sampled_from([b"000000001", b"a/b", b"./x", b"../up", b"/abs/path", b"dir/", b"k", b"k.k", b"", b"."]),
     st.binary(min_size=1, max_size=40).filter(lambda b: b"\0" not in b),
-    st.text(min_size=1, max_size=30).map(lambda t: t.encode("utf-8", "surrogatepass")).filter(lambda b: b"\0" not in b),
+    st.text(min_size=1, max_size=30)
+    .map(lambda t: t.encode("utf-8", "surrogatepass"))
+    .filter(lambda b: b"\0" not in b),
 )
 _ext = st.sampled_from(["jpg", "JPG", "txt", "json", "png", "webp", "npy", "", "tar.gz", "a.b"])
 

@@ -38,7 +38,9 @@ def test_big_real_jpeg_is_decoded_at_reduced_scale(tmp_path):
     assert "RESULT (4000, 4000) RGB None (8000, 8000)" in out  # decoded at 1/2 scale
 
 
-@pytest.mark.parametrize("size,side", [((1000, 300), 512), ((5000, 4000), 1024), ((300, 200), 512), ((2049, 10), 1024)])
+@pytest.mark.parametrize(
+    "size,side", [((1000, 300), 512), ((5000, 4000), 1024), ((300, 200), 512), ((2049, 10), 1024)]
+)
 def test_jpeg_output_stays_within_max_side_and_close_to_it(size, side):
     from altsift.io.images import decode_image
 
@@ -58,7 +60,12 @@ def test_png_and_webp_are_downscaled_and_refused_by_header():
         b = io.BytesIO()
         Image.new("RGBA", (3000, 1000), (1, 2, 3, 4)).save(b, fmt)
         d = decode_image(b.getvalue(), DEFAULT_PIXELS, 600)
-        assert d.status is None and d.image.size == (600, 200) and d.image.mode == "RGB" and d.size == (3000, 1000)
+        assert (
+            d.status is None
+            and d.image.size == (600, 200)
+            and d.image.mode == "RGB"
+            and d.size == (3000, 1000)
+        )
         too = decode_image(b.getvalue(), 2_000_000, 600)
         assert (too.image, too.status, too.size) == (None, "image_too_large", (3000, 1000))
         assert image_header(b.getvalue()) == (None, None, None, (3000, 1000))
@@ -78,7 +85,11 @@ def test_header_only_and_verify_do_not_decode_pixels():
     ok = jpeg_bytes(512, 512, seed=3)
     assert verify_image(ok, DEFAULT_PIXELS) == (None, None, None, (512, 512))
     for data, status in ((None, "missing_image"), (b"", "empty_image"), (b"garbage" * 10, "bad_image")):
-        for fn in (image_header, lambda d: verify_image(d, DEFAULT_PIXELS), lambda d: decode_image(d, DEFAULT_PIXELS)):
+        for fn in (
+            image_header,
+            lambda d: verify_image(d, DEFAULT_PIXELS),
+            lambda d: decode_image(d, DEFAULT_PIXELS),
+        ):
             assert fn(data).status == status
 
 

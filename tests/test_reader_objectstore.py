@@ -56,12 +56,26 @@ def s3(tmp_path_factory):
     s3fs = pytest.importorskip("s3fs")
     mp = pytest.MonkeyPatch()
     tmp = tmp_path_factory.mktemp("s3")
-    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-                 "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": str(tmp / "none"),
-                 "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "none"), "NO_PROXY": "127.0.0.1,localhost"}.items():
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": str(tmp / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "none"),
+        "NO_PROXY": "127.0.0.1,localhost",
+    }.items():
         mp.setenv(k, v)
-    for k in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN", "HTTP_PROXY", "HTTPS_PROXY",
-              "http_proxy", "https_proxy"):
+    for k in (
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_SESSION_TOKEN",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "http_proxy",
+        "https_proxy",
+    ):
         mp.delenv(k, raising=False)
     server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -96,7 +110,13 @@ def test_shards_by_url_glob_brace_and_prefix(s3):
     prefix = expand_inputs([f"{s3.url}/"], s3.so)
     assert glob == brace == [f"{s3.url}/{i:05d}.tar" for i in range(3)]
     assert prefix == [*glob, f"{s3.url}/00003.tar.gz"]  # compressed shards too; README.txt is not a shard
-    assert shard_names(prefix + [str(s3.local / "00000.tar")]) == ["00000", "00001", "00002", "00003", "shards__00000"]
+    assert shard_names(prefix + [str(s3.local / "00000.tar")]) == [
+        "00000",
+        "00001",
+        "00002",
+        "00003",
+        "shards__00000",
+    ]
     for url in prefix:
         with open_shard(url, ReadLimits(), s3.so) as stream:
             samples = list(stream)
@@ -234,14 +254,26 @@ def test_export_streams_s3_sources_with_the_runs_storage_options(s3, tmp_path):
     rows = [r for f in sorted((run / "scores").glob("*.parquet")) for r in pq.read_table(f).to_pylist()]
     keep = [r["uid"] for r in rows if r["key"] != "00011"]  # all but one sample of shard 00001
     np.save(tmp_path / "subset.npy", uids_to_array(keep))
-    res = CliRunner().invoke(app, ["-q", "export", str(run), "--subset", str(tmp_path / "subset.npy"), "-o",
-                                   str(tmp_path / "out"), "--set",
-                                   f"score.storage_options.client_kwargs.endpoint_url={s3.endpoint}"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "-q",
+            "export",
+            str(run),
+            "--subset",
+            str(tmp_path / "subset.npy"),
+            "-o",
+            str(tmp_path / "out"),
+            "--set",
+            f"score.storage_options.client_kwargs.endpoint_url={s3.endpoint}",
+        ],
+    )
     assert res.exit_code == 0, res.output
     out = [s for t in sorted((tmp_path / "out").glob("*.tar")) for s in read_shard(t).samples]
     originals = {s.key: s for i in range(2) for s in read_shard(s3.local / f"{i:05d}.tar").samples}
-    assert sorted(json.loads(s.files["json"])["source_key"] for s in out) == sorted(r["key"] for r in rows
-                                                                                    if r["key"] != "00011")
+    assert sorted(json.loads(s.files["json"])["source_key"] for s in out) == sorted(
+        r["key"] for r in rows if r["key"] != "00011"
+    )
     for s in out:
         src = originals[json.loads(s.files["json"])["source_key"]]
         assert s.files["jpg"] == src.files["jpg"]

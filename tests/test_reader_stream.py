@@ -390,11 +390,19 @@ def test_input_forms_and_missing_inputs(tmp_path):
 def test_shard_names_are_unique_and_safe():
     from altsift.io.shards import shard_names
 
-    names = shard_names([
-        "/data/a/00000.tar", "/data/b/00000.tar", "s3://bkt/a/00000.tar.gz", "/x/00001.tgz",
-        "https://host/p/00002.tar?sig=abc&x=1", "/x/we ird:na\udce9me.tar", "/y/..tar", "/z/SHARD.tar",
-        "/w/shard.tar",
-    ])
+    names = shard_names(
+        [
+            "/data/a/00000.tar",
+            "/data/b/00000.tar",
+            "s3://bkt/a/00000.tar.gz",
+            "/x/00001.tgz",
+            "https://host/p/00002.tar?sig=abc&x=1",
+            "/x/we ird:na\udce9me.tar",
+            "/y/..tar",
+            "/z/SHARD.tar",
+            "/w/shard.tar",
+        ]
+    )
     assert names[:5] == ["00000", "b__00000", "a__00000", "00001", "00002"]
     assert names[5] == "we_ird_na_me" and names[6] == "_"
     assert len({n.casefold() for n in names}) == len(names)
@@ -421,17 +429,28 @@ def test_shard_identity_changes_with_the_file(tmp_path):
 # ---------------------------------------------------------------------------------- options, docs
 
 
-@pytest.mark.parametrize("key,value", [
-    ("max_image_pixels", 0), ("max_image_pixels", -5), ("max_decode_side", 0), ("batch_size", 0),
-    ("max_member_bytes", -1), ("max_sample_bytes", 0), ("decode_threads", 0), ("ray", {"num_actors": 0}),
-])
+@pytest.mark.parametrize(
+    "key,value",
+    [
+        ("max_image_pixels", 0),
+        ("max_image_pixels", -5),
+        ("max_decode_side", 0),
+        ("batch_size", 0),
+        ("max_member_bytes", -1),
+        ("max_sample_bytes", 0),
+        ("decode_threads", 0),
+        ("ray", {"num_actors": 0}),
+    ],
+)
 def test_score_options_reject_nonsense(key, value):
     with pytest.raises(ConfigError):
         build_config({"score": {key: value}})
 
 
 def test_limits_reach_the_reader_through_the_config(tmp_path):
-    p = write_tar(tmp_path / "in" / "00000.tar", [("a", sample(0)), ("b", {**sample(1), "txt": b"x" * 300_000})])
+    p = write_tar(
+        tmp_path / "in" / "00000.tar", [("a", sample(0)), ("b", {**sample(1), "txt": b"x" * 300_000})]
+    )
     _, rows = _score(tmp_path, [p], max_member_bytes=200_000)
     assert [r["status"] for r in rows] == ["ok", "member_too_large"]
     with pytest.raises(ValueError):
@@ -450,8 +469,12 @@ def test_every_status_is_documented():
     emitted: set[str] = set()
     for f in ("shards.py", "images.py"):
         text = (root / "src" / "altsift" / "io" / f).read_text()
-        for pattern in (r'\.flag\(\s*"([a-z_0-9]+)"', r'problems\.(?:append|insert)\((?:0, )?\("([a-z_0-9]+)"',
-                        r'problems = \[\("([a-z_0-9]+)"', r'Decoded\(None, "([a-z_0-9]+)"'):
+        for pattern in (
+            r'\.flag\(\s*"([a-z_0-9]+)"',
+            r'problems\.(?:append|insert)\((?:0, )?\("([a-z_0-9]+)"',
+            r'problems = \[\("([a-z_0-9]+)"',
+            r'Decoded\(None, "([a-z_0-9]+)"',
+        ):
             emitted |= set(re.findall(pattern, text))
     assert emitted == set(STATUS_CODES) - {"ok"}, emitted ^ (set(STATUS_CODES) - {"ok"})
     readme = (root / "README.md").read_text()

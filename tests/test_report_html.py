@@ -350,7 +350,10 @@ def test_a_corrupt_table_is_named_by_report_and_stats(run, tmp_path):
     shutil.copytree(run_dir, bad_run)
     victim = sorted((bad_run / "scores").glob("*.parquet"))[0]
     victim.write_bytes(victim.read_bytes()[:100])
-    for args in (["report", str(bad_run), "--no-images", "-o", str(tmp_path / "r.html")], ["stats", str(bad_run)]):
+    for args in (
+        ["report", str(bad_run), "--no-images", "-o", str(tmp_path / "r.html")],
+        ["stats", str(bad_run)],
+    ):
         r = CliRunner().invoke(app, args)
         assert r.exit_code == 2, r.output
         assert str(victim) in r.stderr and "corrupt or truncated" in r.stderr and "Traceback" not in r.stderr

@@ -40,7 +40,9 @@ def test_thresholds_are_pool_wide_before_any_intersection(tmp_path):
     assert want.tolist() != within.tolist()
     for req in (
         SelectRequest(top_fraction={"clip_score": 0.3}, and_subsets=[tmp_path / "S.npy"]),
-        SelectRequest(presets={"clip_score": {"fraction": 0.3, "arch": "l14"}}, and_subsets=[tmp_path / "S.npy"]),
+        SelectRequest(
+            presets={"clip_score": {"fraction": 0.3, "arch": "l14"}}, and_subsets=[tmp_path / "S.npy"]
+        ),
     ):
         _, sel = run_selection(run, req)
         assert sel.mask.tolist() == want.tolist()
@@ -80,8 +82,13 @@ def test_several_presets_from_cli_and_config(tmp_path, capsys):
     assert code == 0, err
     v = pq.read_table(run / "subset.verdicts.parquet").to_pandas()
     assert list(v.columns) == ["uid", "clip_score", "basic_filter"]
-    assert int((v["clip_score"] & v["basic_filter"]).sum()) == json.loads((run / "subset.json").read_text())["selected"]
-    code, _, err = cli(capsys, "select", run, "-p", "clip_score", "-p", "basic_filter", "--set", "fraction=0.5")
+    assert (
+        int((v["clip_score"] & v["basic_filter"]).sum())
+        == json.loads((run / "subset.json").read_text())["selected"]
+    )
+    code, _, err = cli(
+        capsys, "select", run, "-p", "clip_score", "-p", "basic_filter", "--set", "fraction=0.5"
+    )
     assert code == 2 and "PRESET.KEY=VALUE" in err
     code, _, err = cli(capsys, "select", run, "-p", "clip_score", "-p", "clip_score")
     assert code == 2 and "given twice" in err
@@ -90,7 +97,9 @@ def test_several_presets_from_cli_and_config(tmp_path, capsys):
     cfg = build_config({"select": {"preset": ["clip_score", "basic_filter"], "and": ["a.npy"],
                                    "preset_options": {"clip_score": {"fraction": 0.5}}}})  # fmt: skip
     req = request_from_options(cfg.select)
-    assert req.presets == {"clip_score": {"fraction": 0.5}, "basic_filter": {}} and req.and_subsets == ["a.npy"]
+    assert req.presets == {"clip_score": {"fraction": 0.5}, "basic_filter": {}} and req.and_subsets == [
+        "a.npy"
+    ]
     with pytest.raises(ConfigError, match="not among the presets"):
         request_from_options(build_config({"select": {"preset": ["clip_score", "basic_filter"],
                                                       "preset_options": {"fraction": 0.5}}}).select)  # fmt: skip
@@ -124,7 +133,9 @@ def _pool(df, emb):
 def test_raw_top_in1k(tmp_path):
     df, emb, opts = _in1k_pool(tmp_path)
     image = get_preset("image_based")(opts).apply(_pool(df, emb)).mask
-    assert image.tolist() == [True, False, True, True] + [False] * 4 + [True] * 4  # clusters 0 and 2, row 1 pre-filtered
+    assert (
+        image.tolist() == [True, False, True, True] + [False] * 4 + [True] * 4
+    )  # clusters 0 and 2, row 1 pre-filtered
     raw = df["clip_score"].to_numpy()
     sel = get_preset("mix_raw_top_in1k")({**opts, "fraction": 0.5, "arch": "l14"}).apply(_pool(df, emb))
     want = _top(raw, 0.5) & image
@@ -168,7 +179,9 @@ def test_synthetic_top_raw_rest_mirror(tmp_path):
     assert {int(i) for i in np.flatnonzero(sel.columns["caption_source"] == "synthetic")} == set(top.tolist())
     filt = get_preset("mix_synthetic_top_raw_rest_filtered")({"arch": "l14"}).apply(Pool(df))
     want_raw = (~np.isin(np.arange(12), top)) & (raw >= t)  # the rest only if its raw score passes the same t
-    assert np.flatnonzero(filt.mask).tolist() == sorted(set(top.tolist()) | set(np.flatnonzero(want_raw).tolist()))
+    assert np.flatnonzero(filt.mask).tolist() == sorted(
+        set(top.tolist()) | set(np.flatnonzero(want_raw).tolist())
+    )
     assert np.flatnonzero(want_raw).tolist() == [4, 8]
 
 
@@ -185,9 +198,14 @@ def test_presets_check_the_clip_architecture(tmp_path):
     assert len(sel.warnings) == 1
     w = sel.warnings[0]
     assert "openai/clip-vit-base-patch32 (ViT-B/32)" in w and "uses ViT-L/14" in w and "--set arch=b32" in w
-    assert run_selection(run, SelectRequest(preset="clip_score", preset_options={"arch": "b32"}))[1].warnings == []
+    assert (
+        run_selection(run, SelectRequest(preset="clip_score", preset_options={"arch": "b32"}))[1].warnings
+        == []
+    )
     _, sel = run_selection(run, SelectRequest(preset="clip_score", preset_options={"arch": "l14"}))
-    assert "arch=l14 was given, but 'clip_score' was computed by openai/clip-vit-base-patch32" in sel.warnings[0]
+    assert (
+        "arch=l14 was given, but 'clip_score' was computed by openai/clip-vit-base-patch32" in sel.warnings[0]
+    )
     assert get_preset("laion2b")().check(Pool.open(run)) == []  # DataComp's LAION-2B filter is B/32
     assert "SIEVE's fusion" in run_selection(run, SelectRequest(preset="sieve"))[1].warnings[0]
     with pytest.raises(ConfigError, match="arch must be one of"):
@@ -244,7 +262,9 @@ def test_laion2b_falls_back_to_fasttext_when_gcld3_is_missing(tmp_path, monkeypa
     with caplog.at_level(logging.WARNING):
         _, sel = run_selection(meta, SelectRequest(preset="laion2b"))
     assert sel.n_selected == 176
-    assert "gcld3 is not installed" in caplog.text and any("gcld3 is not installed" in w for w in sel.warnings)
+    assert "gcld3 is not installed" in caplog.text and any(
+        "gcld3 is not installed" in w for w in sel.warnings
+    )
     assert sel.steps[-1].detail["steps"][1]["detail"]["detector"] == "fasttext"
     with pytest.raises(ConfigError, match="lang_detector=gcld3 but gcld3 is not installed"):
         run_selection(meta, SelectRequest(preset="laion2b", preset_options={"lang_detector": "gcld3"}))

@@ -16,7 +16,17 @@ from altsift.select.base import STEP_KINDS, Pool, get_threshold
 from altsift.select.core import SelectRequest, first_occurrence, run_selection, write_selection
 from helpers_select import cli, scored_frame, uid, write_meta, write_run
 
-STEP_FIELDS = {"name", "kind", "column", "op", "threshold", "fraction", "kept_alone", "kept_cumulative", "detail"}
+STEP_FIELDS = {
+    "name",
+    "kind",
+    "column",
+    "op",
+    "threshold",
+    "fraction",
+    "kept_alone",
+    "kept_cumulative",
+    "detail",
+}
 
 
 def _spy_columns(monkeypatch) -> list[list[str]]:
@@ -41,7 +51,9 @@ def test_reads_only_the_columns_a_request_names_in_one_scan(tmp_path, monkeypatc
     pool, sel = run_selection(run, req)
     assert calls == [["aesthetic", "clip_score", "status", "uid"]]  # one scan, no text
     calls.clear()
-    run_selection(run, SelectRequest(fuse={"sieve_score": 0.5, "clip_score": 0.5}, top_fraction={"fused": 0.2}))
+    run_selection(
+        run, SelectRequest(fuse={"sieve_score": 0.5, "clip_score": 0.5}, top_fraction={"fused": 0.2})
+    )
     assert calls == [["clip_score", "sieve_score", "status", "uid"]]
     calls.clear()
     run_selection(run, SelectRequest(preset="sieve"))  # a preset's declared columns come in the same scan
@@ -103,7 +115,9 @@ def test_older_tables_with_null_typed_or_missing_columns(tmp_path):
     c = pa.table({"uid": [uid(i) for i in range(6, 8)], "status": ["ok"] * 2,
                   "clip_score": pa.array([7, 1], pa.int64())})  # fmt: skip
     run = write_run(tmp_path / "run", [a, b, c])
-    with pytest.raises((pa.ArrowInvalid, pa.ArrowNotImplementedError)):  # the failure users met with the first file's guessed schema
+    with pytest.raises(
+        (pa.ArrowInvalid, pa.ArrowNotImplementedError)
+    ):  # the failure users met with the first file's guessed schema
         import pyarrow.dataset as ds
 
         ds.dataset(str(run / "scores"), format="parquet").to_table()
@@ -174,7 +188,9 @@ def test_duplicate_uids_in_a_subset_are_reported_as_duplicates(tmp_path):
     np.save(tmp_path / "dup.npy", sub)
     _, sel = run_selection(run, SelectRequest(and_subsets=[tmp_path / "dup.npy"]))
     st = sel.steps[-1]
-    assert st.kind == "subset" and st.op == "and" and st.detail["duplicates"] == 2 and st.detail["in_pool"] == 2
+    assert (
+        st.kind == "subset" and st.op == "and" and st.detail["duplicates"] == 2 and st.detail["in_pool"] == 2
+    )
     assert sel.n_selected == 2 and any("listed more than once" in w for w in sel.warnings)
 
 
@@ -184,7 +200,11 @@ def test_outputs_never_land_in_scores_or_arrays(tmp_path, capsys):
     run = write_run(tmp_path / "run", [scored_frame(20, 20 * i, rng, sieve_score=rng.uniform(0, 1, 20))
                                        for i in range(2)])  # fmt: skip
     before = {p: p.read_bytes() for p in (run / "scores").iterdir()}
-    for out in (run / "scores" / "00001.npy", run / "arrays" / "clip_image_emb" / "x.npy", run / "arrays" / "s.npy"):
+    for out in (
+        run / "scores" / "00001.npy",
+        run / "arrays" / "clip_image_emb" / "x.npy",
+        run / "arrays" / "s.npy",
+    ):
         code, _, err = cli(capsys, "select", run, "--out", out, "--preset", "sieve")
         assert code == 2 and "never writes into a run's scores/ or arrays/" in err, err
     other = write_run(tmp_path / "other", [scored_frame(5)])  # another run's scores/ is protected too
@@ -210,8 +230,14 @@ def test_no_silent_overwrite(tmp_path, capsys):
     assert json.loads(out.with_suffix(".json").read_text())["selected"] == 11
     foreign = tmp_path / "sel" / "t.parquet"
     foreign.write_bytes(b"someone's table")
-    code, _, err = cli(capsys, "select", run, "--preset", "sieve", "--out", foreign.with_suffix(".npy"), "--overwrite")
-    assert code == 2 and "was not written by altsift select" in err and foreign.read_bytes() == b"someone's table"
+    code, _, err = cli(
+        capsys, "select", run, "--preset", "sieve", "--out", foreign.with_suffix(".npy"), "--overwrite"
+    )
+    assert (
+        code == 2
+        and "was not written by altsift select" in err
+        and foreign.read_bytes() == b"someone's table"
+    )
 
 
 def test_side_files_never_go_into_a_metadata_folder(tmp_path, capsys):
@@ -227,7 +253,9 @@ def test_structured_steps_and_summary(tmp_path):
     rng = np.random.default_rng(0)
     run = write_run(tmp_path / "run", [scored_frame(40, 0, rng, sieve_score=rng.uniform(0, 1, 40),
                                                     basic_pass=rng.random(40) > 0.3)])  # fmt: skip
-    np.save(tmp_path / "not.npy", np.sort(np.array([(int(uid(0)[:16], 16), int(uid(0)[16:], 16))], UID_DTYPE)))
+    np.save(
+        tmp_path / "not.npy", np.sort(np.array([(int(uid(0)[:16], 16), int(uid(0)[16:], 16))], UID_DTYPE))
+    )
     req = SelectRequest(where=["basic_pass"], top_fraction={"clip_score": 0.5},
                         fuse={"sieve_score": 0.5, "clip_score": 0.5}, presets={"sieve": {"fraction": 0.5}},
                         not_subsets=[tmp_path / "not.npy"], verdicts=True)  # fmt: skip
@@ -246,7 +274,11 @@ def test_structured_steps_and_summary(tmp_path):
     on_disk = json.loads((tmp_path / "s.json").read_text())
     assert on_disk["steps"] == json.loads(json.dumps(summary["steps"]))
     v = pq.read_table(tmp_path / "s.verdicts.parquet").to_pandas()
-    assert len(v) == 40 and list(v.columns) == ["uid", "sieve"] and v["uid"].tolist() == [uid(i) for i in range(40)]
+    assert (
+        len(v) == 40
+        and list(v.columns) == ["uid", "sieve"]
+        and v["uid"].tolist() == [uid(i) for i in range(40)]
+    )
     assert v["sieve"].tolist() == sel.verdicts["sieve"].tolist()
     assert Pool.open(run).kind == "run"
 

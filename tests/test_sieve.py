@@ -195,7 +195,9 @@ def reference_sieve(alt_texts, captions, model, num_captions=8, mean_of="unmaske
     alt_m = sieve_remove_phrases(alt_texts, REMOVE_PHRASES)
     caps_m = [sieve_remove_phrases(c[:num_captions], REMOVE_PHRASES) for c in captions]
     caps_r = [list(c[:num_captions]) for c in captions]
-    uniq = sorted(set(alt_m) | {c for cs in caps_m for c in cs} | set(alt_texts) | {c for cs in caps_r for c in cs})
+    uniq = sorted(
+        set(alt_m) | {c for cs in caps_m for c in cs} | set(alt_texts) | {c for cs in caps_r for c in cs}
+    )
     emb = dict(zip(uniq, model.encode(uniq, normalize_embeddings=True, batch_size=64), strict=True))
     score, mean, best = [], [], []
     for a, cs, ar, cr in zip(alt_m, caps_m, alt_texts, caps_r, strict=True):
@@ -271,8 +273,13 @@ def test_sieve_mean_options_and_nulls(signal, st_model, alt_texts):
     out = none(make_batch(texts[:2], captions[:2]))
     assert set(out) == {"sieve_score", "sieve_best_caption"} and out["sieve_score"] == got["sieve_score"][:2]
     # no captions, an empty caption list, no alt-text, a failed row: null in every column, never 0
-    rows = signal(make_batch(["a dog", "a cat", None, "a car", "a"], [None, [], ["x"], ["a car"], ["a b"]],
-                             ["ok", "ok", "ok", "decode_error", "ok"]))
+    rows = signal(
+        make_batch(
+            ["a dog", "a cat", None, "a car", "a"],
+            [None, [], ["x"], ["a car"], ["a b"]],
+            ["ok", "ok", "ok", "decode_error", "ok"],
+        )
+    )
     for c in ("sieve_score", "sieve_mean", "sieve_best_caption"):
         assert rows[c][:4] == [None] * 4 and rows[c][4] is not None
 
@@ -473,10 +480,24 @@ def test_cli_score_sieve_from_caption_file_needs_no_captioner(tmp_path):
         tmp_path / "caps.csv", index=False
     )
     r = subprocess.run(
-        [sys.executable, "-m", "altsift", "score", str(tmp_path / "in"), "--signals", "sieve",
-         "--set", f"caption.from_file={tmp_path / 'caps.csv'}", "--set", "sieve.device=cpu",
-         "--out", str(tmp_path / "run")],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "altsift",
+            "score",
+            str(tmp_path / "in"),
+            "--signals",
+            "sieve",
+            "--set",
+            f"caption.from_file={tmp_path / 'caps.csv'}",
+            "--set",
+            "sieve.device=cpu",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert r.returncode == 0, r.stderr
     df = load_pool(tmp_path / "run")

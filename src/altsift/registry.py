@@ -22,7 +22,9 @@ log = logging.getLogger(__name__)
 class Registry(Generic[T]):
     """Name -> entry, filled by the modules listed in ``modules`` when they are imported."""
 
-    def __init__(self, kind: str, modules: tuple[str, ...] = (), key: Callable[[T], str] | None = None) -> None:
+    def __init__(
+        self, kind: str, modules: tuple[str, ...] = (), key: Callable[[T], str] | None = None
+    ) -> None:
         self.kind = kind
         self.modules = modules
         self._key = key or (lambda obj: obj.name)  # type: ignore[attr-defined]
@@ -64,8 +66,11 @@ class Registry(Generic[T]):
             return entries[name]
         msg = f"unknown {self.kind} '{name}'. Available: {', '.join(sorted(entries)) or 'none'}"
         if self._import_errors:
-            msg += " (modules that failed to import: " + "; ".join(
-                f"{m}: {e}" for m, e in self._import_errors.items()) + ")"
+            msg += (
+                " (modules that failed to import: "
+                + "; ".join(f"{m}: {e}" for m, e in self._import_errors.items())
+                + ")"
+            )
         raise ConfigError(msg)
 
     def __contains__(self, name: str) -> bool:

@@ -106,8 +106,14 @@ def run_cluster(
                 f"k={k} clusters need at least {k} embeddings; the run has {n_valid}. Use a smaller --k"
             )
         if progress:
-            log.info("training k-means: k=%d, %d iterations x %d restarts on %d of %d rows", k, niter, nredo,
-                     max(k, int(round(n_valid * sample_ratio))), len(emb))
+            log.info(
+                "training k-means: k=%d, %d iterations x %d restarts on %d of %d rows",
+                k,
+                niter,
+                nredo,
+                max(k, int(round(n_valid * sample_ratio))),
+                len(emb),
+            )
         model = fit_kmeans(
             emb,
             k=k,

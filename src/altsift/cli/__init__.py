@@ -30,8 +30,17 @@ except ImportError:  # pragma: no cover - depends on the installed typer
 MAX_MESSAGE_CHARS = 2000  # an error line never echoes more than this (inputs can be huge)
 
 #: OSError numbers that mean "the machine refused" (exit 4) and "that path is wrong" (exit 2)
-ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO,
-                      errno.EMFILE, errno.ENFILE, errno.EFBIG}
+ENVIRONMENT_ERRNOS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EROFS,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EIO,
+    errno.EMFILE,
+    errno.ENFILE,
+    errno.EFBIG,
+}
 PATH_ERRNOS = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG}
 
 
@@ -84,19 +93,29 @@ def handle_exception(e: BaseException) -> int:
     if output.STATE.verbose:
         traceback.print_exception(e, file=sys.stderr)
     hint = "" if output.STATE.verbose else " Rerun with -v for the traceback."
-    return _fail(f"internal error: {type(e).__name__}: {e}. This is a bug in altsift, please report it with the "
-                 f"command and the output of -v.{hint}", ExitCode.INTERNAL)
+    return _fail(
+        f"internal error: {type(e).__name__}: {e}. This is a bug in altsift, please report it with the "
+        f"command and the output of -v.{hint}",
+        ExitCode.INTERNAL,
+    )
 
 
 class AltsiftGroup(TyperGroup):
     """The top-level group: runs a command and turns every exception into one line + an exit code."""
 
-    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
-             standalone_mode: bool = True, **extra: Any) -> Any:
+    def main(
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
         output.reset()
         try:
-            rv = super().main(args=args, prog_name="altsift", complete_var=complete_var,
-                              standalone_mode=False, **extra)
+            rv = super().main(
+                args=args, prog_name="altsift", complete_var=complete_var, standalone_mode=False, **extra
+            )
             code = rv if isinstance(rv, int) else 0  # typer returns Exit codes (e.g. 130) in this mode
             if code == ExitCode.INTERRUPTED:
                 typer.echo("interrupted", err=True)
@@ -145,11 +164,14 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _global_options(
-    version: bool = typer.Option(False, "--version", "-V", callback=_version, is_eager=True,
-                                 help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Warnings and errors only; no progress bars."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logs; tracebacks of internal errors."),
-    json_: bool = typer.Option(False, "--json", help="Machine-readable JSON summary on stdout (logs on stderr)."),
+    json_: bool = typer.Option(
+        False, "--json", help="Machine-readable JSON summary on stdout (logs on stderr)."
+    ),
 ) -> None:
     output.set_flags(quiet, verbose, json_)
 

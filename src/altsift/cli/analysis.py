@@ -95,7 +95,8 @@ def cluster(
     nredo: int = typer.Option(10, help="k-means restarts, best kept (paper: 10)."),
     seed: int = typer.Option(42, help="Random seed (paper: 42)."),
     pca_dim: int = typer.Option(
-        256, help="PCA output dimension (paper: 512 -> 256 with IncrementalPCA; here faiss PCAMatrix); 0 disables PCA."
+        256,
+        help="PCA output dimension (paper: 512 -> 256 with IncrementalPCA; here faiss PCAMatrix); 0 disables PCA.",
     ),
     sample_ratio: float = typer.Option(1.0, help="Fraction of rows used to train (all rows are assigned)."),
     embedding: str = typer.Option("clip_image_emb", help="Array column holding the CLIP image embeddings."),

@@ -128,8 +128,18 @@ def emit_json(obj: dict[str, Any]) -> None:
 
 _FLAGS = (
     ("quiet", bool, typer.Option(False, "--quiet", "-q", help="Warnings and errors only; no progress bars.")),
-    ("verbose", bool, typer.Option(False, "--verbose", "-v", help="Debug logs; tracebacks of internal errors.")),
-    ("json_", bool, typer.Option(False, "--json", help="Print a machine-readable JSON summary on stdout (logs on stderr).")),
+    (
+        "verbose",
+        bool,
+        typer.Option(False, "--verbose", "-v", help="Debug logs; tracebacks of internal errors."),
+    ),
+    (
+        "json_",
+        bool,
+        typer.Option(
+            False, "--json", help="Print a machine-readable JSON summary on stdout (logs on stderr)."
+        ),
+    ),
 )
 
 
@@ -138,7 +148,9 @@ def command(func):
     sig = inspect.signature(func, eval_str=True)
     params = list(sig.parameters.values())
     for name, ann, default in _FLAGS:
-        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=ann))
+        params.append(
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=ann)
+        )
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> None:

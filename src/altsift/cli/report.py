@@ -25,7 +25,8 @@ def report(
     run_dir: Path = typer.Argument(..., help="A run directory (or a folder of DataComp metadata parquet)."),
     subset: list[Path] | None = typer.Option(
         None,
-        "--subset", metavar="SUBSET.npy",
+        "--subset",
+        metavar="SUBSET.npy",
         help="Selection to explain: its .npy or .json; repeat to compare two subsets side by side "
         "(default RUN_DIR/subset.npy if present).",
     ),
@@ -65,9 +66,16 @@ def report(
         written["markdown"] = str(api.report(run_dir, subsets[:1], out or base / "report.md"))
         output.result(written["markdown"])
     if out is None or out.suffix in (".html", ".htm"):
-        path = api.report(run_dir, subsets, out or base / "report.html", images=not no_images,
-                          progress=output.progress_enabled(), scatter=_scatter(scatter), per_grid=per_grid,
-                          max_thumbs=max_thumbs)
+        path = api.report(
+            run_dir,
+            subsets,
+            out or base / "report.html",
+            images=not no_images,
+            progress=output.progress_enabled(),
+            scatter=_scatter(scatter),
+            per_grid=per_grid,
+            max_thumbs=max_thumbs,
+        )
         written["html"] = str(path)
         output.result(written["html"])
     return written
@@ -78,9 +86,12 @@ def report(
 def stats(
     run_dir: Path = typer.Argument(..., help="A run scored with the 'ocr' and 'parrot' signals."),
     subset: list[Path] | None = typer.Option(
-        None, "--subset", metavar="SUBSET.npy", help="Also give caption statistics (trigrams, nouns, CLIP score) for these subsets."
+        None,
+        "--subset",
+        metavar="SUBSET.npy",
+        help="Also give caption statistics (trigrams, nouns, CLIP score) for these subsets.",
     ),
-    ) -> dict:
+) -> dict:
     """Dataset statistics: Parrot's Table 1 (share of images with text, CoTR over all images and over
     images with text, exact and fuzzy, fully / partly spotted captions, CoTR distribution) and, with
     --subset, Nguyen et al.'s caption statistics per subset.

@@ -72,8 +72,9 @@ def _too_large(w: int, h: int, max_pixels: int | None) -> Decoded | None:
     if w <= 0 or h <= 0:
         return Decoded(None, "bad_image", f"image header claims a {w}x{h} size", None)
     if max_pixels is not None and w * h > max_pixels:
-        return Decoded(None, "image_too_large",
-                       f"{w}x{h} exceeds {max_pixels} pixels (decompression bomb guard)", (w, h))
+        return Decoded(
+            None, "image_too_large", f"{w}x{h} exceeds {max_pixels} pixels (decompression bomb guard)", (w, h)
+        )
     return None
 
 
@@ -81,7 +82,9 @@ def _failure(e: Exception) -> Decoded:
     if isinstance(e, Image.DecompressionBombError):
         return Decoded(None, "image_too_large", str(e), None)
     if isinstance(e, UnidentifiedImageError):
-        return Decoded(None, "bad_image", f"not an image in a supported format ({', '.join(DECODE_FORMATS)})", None)
+        return Decoded(
+            None, "bad_image", f"not an image in a supported format ({', '.join(DECODE_FORMATS)})", None
+        )
     return Decoded(None, "bad_image", f"cannot decode image: {_clean_message(e)}", None)
 
 

@@ -51,7 +51,9 @@ def pool_files(source: str | Path) -> tuple[list[Path], str]:
     elif p.is_file() and p.suffix == ".parquet":
         files, kind = [p], "metadata"
     else:
-        raise ConfigError(f"{p} is neither a run directory (with scores/), a folder of parquet files, nor a parquet file")
+        raise ConfigError(
+            f"{p} is neither a run directory (with scores/), a folder of parquet files, nor a parquet file"
+        )
     if not files:
         raise ConfigError(f"no parquet score tables found in {p}")
     return files, kind
@@ -105,7 +107,9 @@ def unify_schemas(schemas: Sequence[pa.Schema], files: Sequence[Path]) -> pa.Sch
             fields.append(pa.field(name, distinct[0]))
             continue
         try:
-            merged = pa.unify_schemas([pa.schema([pa.field(name, t)]) for t in distinct], promote_options="permissive")
+            merged = pa.unify_schemas(
+                [pa.schema([pa.field(name, t)]) for t in distinct], promote_options="permissive"
+            )
             t = merged.field(name).type
             if pa.types.is_integer(t) and any(pa.types.is_floating(x) for x in distinct):  # pragma: no cover
                 t = pa.float64()
@@ -226,7 +230,11 @@ class PoolFiles:
             return pa.record_batch([pa.nulls(n)], names=["_"]).select([])
         present = [c for c in cols if c in self.schemas[fi].names]
         try:
-            t = pq.ParquetFile(f, metadata=md).read_row_group(rg, columns=present, use_threads=True) if present else None
+            t = (
+                pq.ParquetFile(f, metadata=md).read_row_group(rg, columns=present, use_threads=True)
+                if present
+                else None
+            )
         except _READ_ERRORS as e:
             raise _bad_file(f, e) from None
         arrays = []
@@ -240,7 +248,9 @@ class PoolFiles:
                 try:
                     a = pa.chunked_array([pa.nulls(len(a), typ)]) if pa.types.is_null(a.type) else a.cast(typ)
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
-                    raise ConfigError(f"{f}: column '{c}' of type {a.type} cannot be read as {typ} ({e})") from None
+                    raise ConfigError(
+                        f"{f}: column '{c}' of type {a.type} cannot be read as {typ} ({e})"
+                    ) from None
             arrays.append(a)
         return pa.Table.from_arrays(arrays, schema=pa.schema([self.schema.field(c) for c in cols]))
 
@@ -292,7 +302,9 @@ def load_array(pf: PoolFiles, name: str) -> np.ndarray:
         if out is None:
             out = np.empty((pf.n, part.shape[1]), dtype=part.dtype)
         elif part.shape[1] != out.shape[1]:
-            raise ConfigError(f"array '{name}' for {f.stem} is {part.shape[1]}-d, earlier shards {out.shape[1]}-d")
+            raise ConfigError(
+                f"array '{name}' for {f.stem} is {part.shape[1]}-d, earlier shards {out.shape[1]}-d"
+            )
         out[start : start + r] = part
     if out is None:  # pragma: no cover - pools have files
         raise ConfigError(f"array '{name}': the pool has no files")

@@ -86,10 +86,30 @@ from altsift.io.sources import (
 from altsift.io.uids import derive_uid, normalize_uid
 
 __all__ = [
-    "IMAGE_EXTS", "NEEDED_EXTS", "SHARD_ERROR_KINDS", "SHARD_SUFFIXES", "STATUS_CODES", "TEXT_EXTS",
-    "Decoded", "RawSample", "ReadLimits", "ShardReadResult", "ShardStream", "clean_text", "decode_image",
-    "expand_inputs", "identity_matches", "image_header", "is_url", "open_shard", "parse_sample",
-    "parse_samples", "read_shard", "shard_identity", "shard_names", "verify_image",
+    "IMAGE_EXTS",
+    "NEEDED_EXTS",
+    "SHARD_ERROR_KINDS",
+    "SHARD_SUFFIXES",
+    "STATUS_CODES",
+    "TEXT_EXTS",
+    "Decoded",
+    "RawSample",
+    "ReadLimits",
+    "ShardReadResult",
+    "ShardStream",
+    "clean_text",
+    "decode_image",
+    "expand_inputs",
+    "identity_matches",
+    "image_header",
+    "is_url",
+    "open_shard",
+    "parse_sample",
+    "parse_samples",
+    "read_shard",
+    "shard_identity",
+    "shard_names",
+    "verify_image",
 ]
 
 log = logging.getLogger(__name__)
@@ -145,8 +165,14 @@ class ReadLimits:
         return cls(**{n: getattr(opts, n) for n in names if getattr(opts, n, None) is not None})
 
     def __post_init__(self) -> None:
-        for name in ("max_member_bytes", "max_sample_bytes", "max_header_bytes", "max_compression_ratio",
-                     "compression_allowance", "block_size"):
+        for name in (
+            "max_member_bytes",
+            "max_sample_bytes",
+            "max_header_bytes",
+            "max_compression_ratio",
+            "compression_allowance",
+            "block_size",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
                 raise ValueError(f"ReadLimits.{name} must be a positive number, got {value!r}")
@@ -182,7 +208,9 @@ class ShardReadResult:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _JSON_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _MEMBER_CHUNK = 1 << 20
-_TAR_BUFSIZE = tarfile.RECORDSIZE  # tarfile's stream read size; it re-slices its buffer on every read: keep small
+_TAR_BUFSIZE = (
+    tarfile.RECORDSIZE
+)  # tarfile's stream read size; it re-slices its buffer on every read: keep small
 
 
 def clean_text(s: str) -> tuple[str, bool]:
@@ -251,7 +279,9 @@ class _GuardedTarInfo(tarfile.TarInfo):
 
     def _check_header(self, what: str) -> None:
         if not 0 <= self.size <= self.max_header_bytes:
-            raise ReadLimitExceeded(f"{what} of {self.size} bytes is over the {self.max_header_bytes}-byte header limit")
+            raise ReadLimitExceeded(
+                f"{what} of {self.size} bytes is over the {self.max_header_bytes}-byte header limit"
+            )
 
     def _proc_gnulong(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
         self._check_header("GNU long name")
@@ -269,7 +299,9 @@ class _GuardedTarInfo(tarfile.TarInfo):
         while isextended:
             blocks += 1
             if blocks * tarfile.BLOCKSIZE > self.max_header_bytes:
-                raise ReadLimitExceeded(f"GNU sparse map of {self.name!r} is over the {self.max_header_bytes}-byte header limit")
+                raise ReadLimitExceeded(
+                    f"GNU sparse map of {self.name!r} is over the {self.max_header_bytes}-byte header limit"
+                )
             buf = tarfile_.fileobj.read(tarfile.BLOCKSIZE)
             if len(buf) < tarfile.BLOCKSIZE:
                 raise tarfile.ReadError("unexpected end of data in a sparse map")
@@ -290,7 +322,9 @@ class _GuardedTarInfo(tarfile.TarInfo):
         self.size = origsize
         return self
 
-    def _proc_gnusparse_10(self, next_: tarfile.TarInfo, pax_headers: dict, tarfile_: tarfile.TarFile) -> None:
+    def _proc_gnusparse_10(
+        self, next_: tarfile.TarInfo, pax_headers: dict, tarfile_: tarfile.TarFile
+    ) -> None:
         """tarfile's GNU sparse 1.0 map reader with a bound on the map's size."""
         sparse: list[int] = []
         buf = tarfile_.fileobj.read(tarfile.BLOCKSIZE)
@@ -375,8 +409,9 @@ class _Decompressed(_Read1):
         return data
 
 
-def _decompressing(buffered: io.BufferedReader, source: _Counted, limits: ReadLimits,
-                   stack: contextlib.ExitStack) -> IO[bytes]:
+def _decompressing(
+    buffered: io.BufferedReader, source: _Counted, limits: ReadLimits, stack: contextlib.ExitStack
+) -> IO[bytes]:
     """Detect gzip / bzip2 / xz by magic bytes (as tarfile's ``r|*`` does) and wrap accordingly. A
     first block that is a valid tar header is a plain tar whatever its first bytes (a member named
     ``\x1f\x8b\x08...`` fooled tarfile's own detection)."""
@@ -499,7 +534,8 @@ class ShardStream:
             try:
                 if owned:
                     raw = stack.enter_context(
-                        open_source(self.source, self.storage_options, self.limits.block_size))  # type: ignore[arg-type]
+                        open_source(self.source, self.storage_options, self.limits.block_size)
+                    )  # type: ignore[arg-type]
                 else:
                     raw = self.source  # type: ignore[assignment]
             except Exception as e:
@@ -509,8 +545,9 @@ class ShardStream:
             buffered = stack.enter_context(io.BufferedReader(counted, buffer_size=1 << 16))
             yield from self._members(counted, buffered, stack)
 
-    def _members(self, counted: _Counted, buffered: io.BufferedReader, stack: contextlib.ExitStack
-                 ) -> Iterator[RawSample]:
+    def _members(
+        self, counted: _Counted, buffered: io.BufferedReader, stack: contextlib.ExitStack
+    ) -> Iterator[RawSample]:
         lim = self.limits
         group: RawSample | None = None
         exts: set[str] = set()
@@ -520,9 +557,16 @@ class ShardStream:
         try:
             stream = _decompressing(buffered, counted, lim, stack)
             tinfo = type("_LimitedTarInfo", (_GuardedTarInfo,), {"max_header_bytes": lim.max_header_bytes})
-            tf = stack.enter_context(tarfile.open(  # noqa: SIM115 - closed by the stack
-                fileobj=stream, mode="r|", tarinfo=tinfo, encoding="utf-8", errors="surrogateescape",
-                bufsize=_TAR_BUFSIZE))
+            tf = stack.enter_context(
+                tarfile.open(  # noqa: SIM115 - closed by the stack
+                    fileobj=stream,
+                    mode="r|",
+                    tarinfo=tinfo,
+                    encoding="utf-8",
+                    errors="surrogateescape",
+                    bufsize=_TAR_BUFSIZE,
+                )
+            )
             while True:
                 m = tf.next()
                 self.bytes_read = counted.count
@@ -557,12 +601,17 @@ class ShardStream:
                 if self.extensions is not None and ext not in self.extensions:
                     continue  # not needed: streamed past unread
                 if m.size > lim.max_member_bytes:
-                    group.flag("member_too_large",
-                               f"member '{name}' is {m.size} bytes (max_member_bytes={lim.max_member_bytes})")
+                    group.flag(
+                        "member_too_large",
+                        f"member '{name}' is {m.size} bytes (max_member_bytes={lim.max_member_bytes})",
+                    )
                     continue
                 if sample_bytes + m.size > lim.max_sample_bytes:
-                    group.flag("sample_too_large", f"members add up to more than max_sample_bytes="
-                               f"{lim.max_sample_bytes} at '{name}' ({m.size} bytes)")
+                    group.flag(
+                        "sample_too_large",
+                        f"members add up to more than max_sample_bytes="
+                        f"{lim.max_sample_bytes} at '{name}' ({m.size} bytes)",
+                    )
                     continue
                 data = _read_member(tf, m)
                 if len(data) != m.size:
@@ -712,10 +761,18 @@ def parse_sample(raw: RawSample, shard: str, seen_uids: set[str]) -> dict[str, A
             problems.append(("duplicate_uid", f"uid {uid} already seen in this shard"))
         seen_uids.add(uid)
         return {
-            "uid": uid, "uid_derived": True, "key": key, "shard": shard, "text": None,
-            "status": problems[0][0], "error": "; ".join(d for _, d in problems),
-            "original_width": None, "original_height": None, "json": {},
-            "_image_bytes": None, "_image_ext": None,
+            "uid": uid,
+            "uid_derived": True,
+            "key": key,
+            "shard": shard,
+            "text": None,
+            "status": problems[0][0],
+            "error": "; ".join(d for _, d in problems),
+            "original_width": None,
+            "original_height": None,
+            "json": {},
+            "_image_bytes": None,
+            "_image_ext": None,
         }
 
 
@@ -726,5 +783,14 @@ def parse_samples(samples: Iterable[RawSample], shard: str) -> Iterator[dict[str
         yield parse_sample(raw, shard, seen)
 
 
-_ = (Decoded, decode_image, image_header, verify_image, expand_inputs, identity_matches, is_url,
-     shard_identity, shard_names)  # re-exported for callers of io.shards
+_ = (
+    Decoded,
+    decode_image,
+    image_header,
+    verify_image,
+    expand_inputs,
+    identity_matches,
+    is_url,
+    shard_identity,
+    shard_names,
+)  # re-exported for callers of io.shards

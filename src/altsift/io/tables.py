@@ -112,7 +112,9 @@ def read_table(path: Path) -> pa.Table | None:
     return pq.read_table(path) if path.exists() else None
 
 
-def build_table(columns: Mapping[str, Sequence[Any] | pa.Array], types: Mapping[str, pa.DataType]) -> pa.Table:
+def build_table(
+    columns: Mapping[str, Sequence[Any] | pa.Array], types: Mapping[str, pa.DataType]
+) -> pa.Table:
     """A table of ``columns`` (in order) with each column's declared type from ``types``.
 
     A column without a declared type (e.g. one added by ``altsift cluster``) keeps the type arrow infers,
@@ -198,11 +200,16 @@ def environment_error(e: BaseException, action: str, path: Path | None = None) -
     ``path``: the file being written (default: the error's own file name, which may be a temp file).
     """
     if isinstance(e, OSError) and e.errno in ENVIRONMENT_ERRNOS:
-        what = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
-                errno.EROFS: "read-only file system"}.get(e.errno, "permission denied")
+        what = {
+            errno.ENOSPC: "no space left on device",
+            errno.EDQUOT: "disk quota exceeded",
+            errno.EROFS: "read-only file system",
+        }.get(e.errno, "permission denied")
         target = path or e.filename
         where = f" ({target})" if target else ""
-        return EnvironmentIOError(f"{what} while {action}{where}; fix it and rerun (finished shards are kept)")
+        return EnvironmentIOError(
+            f"{what} while {action}{where}; fix it and rerun (finished shards are kept)"
+        )
     return None
 
 

@@ -262,4 +262,6 @@ def count_duplicates(subset: np.ndarray) -> int:
     """Entries of a sorted subset that repeat the previous one."""
     if subset.size < 2:
         return 0
-    return int(np.count_nonzero((subset["f0"][1:] == subset["f0"][:-1]) & (subset["f1"][1:] == subset["f1"][:-1])))
+    return int(
+        np.count_nonzero((subset["f0"][1:] == subset["f0"][:-1]) & (subset["f1"][1:] == subset["f1"][:-1]))
+    )

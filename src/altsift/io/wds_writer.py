@@ -39,8 +39,10 @@ def safe_key(key: str) -> str:
     """
     if not key:
         return "%"  # an empty key would make members named '.jpg' (hidden files with no key)
-    return "".join(ch if _SAFE.fullmatch(ch) else "".join(f"%{b:02X}" for b in ch.encode("utf-8", "surrogatepass"))
-                   for ch in key)
+    return "".join(
+        ch if _SAFE.fullmatch(ch) else "".join(f"%{b:02X}" for b in ch.encode("utf-8", "surrogatepass"))
+        for ch in key
+    )
 
 
 def unescape_key(key: str) -> str:
@@ -88,8 +90,14 @@ class _HashingFile:
 class ShardWriter:
     """Write samples into numbered tar shards of at most ``shard_size`` samples."""
 
-    def __init__(self, out_dir: str | Path, shard_size: int = 10_000, first_shard: int = 0,
-                 shard_format: str = "{:08d}.tar", stats_format: str = "{:08d}_stats.json") -> None:
+    def __init__(
+        self,
+        out_dir: str | Path,
+        shard_size: int = 10_000,
+        first_shard: int = 0,
+        shard_format: str = "{:08d}.tar",
+        stats_format: str = "{:08d}_stats.json",
+    ) -> None:
         if shard_size < 1:
             raise ValueError(f"shard_size must be >= 1, got {shard_size}")
         self.out_dir = Path(out_dir)
@@ -155,8 +163,12 @@ class ShardWriter:
         final = self.out_dir / self.shard_format.format(self.index)
         os.replace(self._tmp, final)
         self.files.append(WrittenFile(final.name, self._hash.size, self._hash.h.hexdigest()))
-        stats: dict[str, Any] = {"count": self.count, "successes": self.count, "first_key": self._keys[0],
-                                 "last_key": self._keys[-1]}
+        stats: dict[str, Any] = {
+            "count": self.count,
+            "successes": self.count,
+            "first_key": self._keys[0],
+            "last_key": self._keys[-1],
+        }
         data = json.dumps(stats, indent=2).encode()
         spath = self.out_dir / self.stats_format.format(self.index)
         spath.write_bytes(data)

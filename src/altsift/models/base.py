@@ -105,6 +105,7 @@ class TextSpotter(Protocol):
 
 # --------------------------------------------------------------------------- helpers
 
+
 def resolve_device(device: str) -> str:
     """Map ``auto`` to ``cuda`` when available, else ``cpu``."""
     import torch
@@ -199,7 +200,8 @@ _ADAPTER_MODULES = (
     "altsift.models.ocr",
 )
 BACKENDS: dict[str, Registry[Loader]] = {
-    role: Registry(f"{role} backend", _ADAPTER_MODULES) for role in ("image_text", "captioner", "text", "spotter")
+    role: Registry(f"{role} backend", _ADAPTER_MODULES)
+    for role in ("image_text", "captioner", "text", "spotter")
 }
 _DETECTORS: dict[str, list[Callable[[ModelSpec], str | None]]] = {k: [] for k in BACKENDS}
 

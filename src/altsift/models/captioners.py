@@ -194,8 +194,13 @@ class HFCaptioner:
         trained = int(getattr(vcfg, "image_size", 0) or 0)
         self.interpolate = bool(self.transform and trained and self.transform.size != trained)
         if self.interpolate:
-            log.info("captioner %s: %d px input, vision tower trained at %d px: position embeddings are "
-                     "interpolated", spec.model, self.transform.size, trained)
+            log.info(
+                "captioner %s: %d px input, vision tower trained at %d px: position embeddings are "
+                "interpolated",
+                spec.model,
+                self.transform.size,
+                trained,
+            )
 
     # -- prompt handling: the decoder input ids every row starts from (same for all rows)
     def _prompt_ids(self, prompt: str | None) -> list[int]:

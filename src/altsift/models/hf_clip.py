@@ -237,7 +237,9 @@ class HFCLIP:
         self.image_size = int(cfg.vision_config.image_size)
         self.context_length = int(getattr(cfg.text_config, "max_position_embeddings", 77))
         self.embed_dim = int(getattr(cfg, "projection_dim", 0) or 0)
-        self.preprocess = CLIPPreprocessor.from_config(_preprocessor_config(name, spec), self.image_size, threads)
+        self.preprocess = CLIPPreprocessor.from_config(
+            _preprocessor_config(name, spec), self.image_size, threads
+        )
         self.text_clean = spec.options.get("text_clean", "openai")
         if self.text_clean not in TEXT_CLEAN:
             raise ConfigError(f"text_clean must be one of {sorted(TEXT_CLEAN)}, got {self.text_clean!r}")
@@ -297,8 +299,10 @@ class HFCLIP:
         All texts of the call are tokenised, sorted by token length and encoded in length-homogeneous
         sub-batches (:func:`length_buckets`): each forward pass pads only to its own longest text.
         """
-        return self._encode_ids(self.tokenize(texts)) if len(texts) else np.zeros(
-            (0, self.embed_dim), dtype=np.float32
+        return (
+            self._encode_ids(self.tokenize(texts))
+            if len(texts)
+            else np.zeros((0, self.embed_dim), dtype=np.float32)
         )
 
     def _encode_ids(self, ids: list[list[int]]) -> np.ndarray:
@@ -311,7 +315,9 @@ class HFCLIP:
         pad = self.tokenizer.eos_token_id if pad is None else pad
         out = None
         self.last_padded_tokens = 0
-        for a, b in length_buckets(lengths[order], self.batch_size, FORWARD_COST_TOKENS.get(self.device, 512)):
+        for a, b in length_buckets(
+            lengths[order], self.batch_size, FORWARD_COST_TOKENS.get(self.device, 512)
+        ):
             sel = order[a:b]
             width = int(lengths[sel[-1]])
             x = np.full((b - a, width), pad, dtype=np.int64)

@@ -93,7 +93,10 @@ def split_line(
     axis = p1 - p0
     length2 = float(axis @ axis) or 1.0
     use_chars = (
-        char_boxes is not None and chars is not None and len(char_boxes) == len(text) and "".join(chars) == text
+        char_boxes is not None
+        and chars is not None
+        and len(char_boxes) == len(text)
+        and "".join(chars) == text
     )
     out = []
     for a, b, word in words:
@@ -323,14 +326,17 @@ class RapidOCRSpotter(PolygonSpotter):
             lines = [
                 (TextBox([(float(x), float(y)) for x, y in poly], str(text), float(score)), cb, ch)
                 for poly, text, score, cb, ch in raw
-                if sum(c.isalnum() for c in str(text)) >= max(self.min_chars, 1) and float(score) >= self.min_score
+                if sum(c.isalnum() for c in str(text)) >= max(self.min_chars, 1)
+                and float(score) >= self.min_score
             ]
             by_id = {id(b): (cb, ch) for b, cb, ch in lines}
             ordered = reading_order([b for b, _, _ in lines])
             if self.box_level == "line":
                 out.append([TextBox(b.polygon, b.text.strip(), b.score) for b in ordered])
             else:
-                out.append([w for b in ordered for w in split_line(b.polygon, b.text, b.score, *by_id[id(b)])])
+                out.append(
+                    [w for b in ordered for w in split_line(b.polygon, b.text, b.score, *by_id[id(b)])]
+                )
         return out
 
     def predict(self, images: Sequence[Image.Image]) -> list[list[tuple[Any, str, float]]]:

@@ -52,7 +52,9 @@ from altsift.io.wds_writer import ShardWriter, safe_key
 log = logging.getLogger("altsift.export")
 
 STAGING = ".altsift-export-staging"
-EXPORT_EXTS = frozenset({*IMAGE_EXTS, "txt", "json"})  # the members an export writes; others are streamed past
+EXPORT_EXTS = frozenset(
+    {*IMAGE_EXTS, "txt", "json"}
+)  # the members an export writes; others are streamed past
 MANIFEST = ".altsift-export.json"
 MANIFEST_FORMAT = "altsift-export/1"
 _SHARD_LIKE = re.compile(r"\.(tar|tgz|tar\.(gz|bz2|xz|zst|lz4))$", re.IGNORECASE)
@@ -91,7 +93,9 @@ def parse_source_roots(items: Iterable[str] | None) -> list[tuple[str, str]]:
     roots: list[tuple[str, str]] = []
     for item in items or []:
         if "=" not in item:
-            raise ConfigError(f"--source-root expects OLD=NEW (a path prefix and its new location), got '{item}'")
+            raise ConfigError(
+                f"--source-root expects OLD=NEW (a path prefix and its new location), got '{item}'"
+            )
         old, new = (s.strip() for s in item.split("=", 1))
         if not old or not new:
             raise ConfigError(f"--source-root has an empty side in '{item}'")
@@ -109,7 +113,7 @@ def remap(path: str, roots: Sequence[tuple[str, str]]) -> str:
     """Rewrite the first (longest) matching prefix; a prefix matches whole path components only."""
     for old, new in roots:
         if path == old or path.startswith(old + "/"):
-            return new + path[len(old):]
+            return new + path[len(old) :]
     return path
 
 
@@ -119,7 +123,9 @@ def recorded_sources(run_dir: Path, files: Sequence[Path]) -> dict[str, str]:
     manifest = Path(run_dir) / "run.json"
     if manifest.is_file():
         try:
-            out.update({str(k): str(v) for k, v in json.loads(manifest.read_text()).get("shards", {}).items()})
+            out.update(
+                {str(k): str(v) for k, v in json.loads(manifest.read_text()).get("shards", {}).items()}
+            )
         except (ValueError, AttributeError):
             log.warning("%s is not valid JSON; using the paths recorded in the score tables", manifest)
     for f in files:
@@ -144,15 +150,18 @@ def _read_manifest(out_dir: Path) -> dict[str, Any] | None:
             raise ValueError("no file list")
         return m
     except ValueError as e:
-        raise ConfigError(f"{p} is not a readable export manifest ({e}); remove the folder's export by hand") from None
+        raise ConfigError(
+            f"{p} is not a readable export manifest ({e}); remove the folder's export by hand"
+        ) from None
 
 
 def _manifest_names(m: dict[str, Any] | None) -> set[str]:
     return {str(f["name"]) for f in (m or {}).get("files", []) if isinstance(f, dict) and "name" in f}
 
 
-def check_target(run_dir: str | Path, out_dir: str | Path, sources: Iterable[str | Path],
-                 overwrite: bool = False) -> dict[str, Any] | None:
+def check_target(
+    run_dir: str | Path, out_dir: str | Path, sources: Iterable[str | Path], overwrite: bool = False
+) -> dict[str, Any] | None:
     """Refuse an output folder that could hurt inputs; returns the earlier export's manifest (or None).
 
     ``sources``: every shard path the run read (recorded and remapped). Raises ConfigError naming the
@@ -160,7 +169,9 @@ def check_target(run_dir: str | Path, out_dir: str | Path, sources: Iterable[str
     """
     run_dir, out_dir = Path(run_dir).resolve(), Path(out_dir).resolve()
     if _inside(out_dir, run_dir):
-        raise ConfigError(f"export folder {out_dir} is inside the run directory {run_dir}; choose a folder outside it")
+        raise ConfigError(
+            f"export folder {out_dir} is inside the run directory {run_dir}; choose a folder outside it"
+        )
     for s in sources:
         s = str(s)
         if "://" in s:
@@ -169,21 +180,27 @@ def check_target(run_dir: str | Path, out_dir: str | Path, sources: Iterable[str
         if _inside(sp, out_dir):
             raise ConfigError(
                 f"export folder {out_dir} holds input shards of this run (e.g. {sp}); exporting there could "
-                "replace them. Choose another folder")
+                "replace them. Choose another folder"
+            )
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"export folder {out_dir} exists and is not a folder")
     manifest = _read_manifest(out_dir) if out_dir.is_dir() else None
     owned = _manifest_names(manifest)
     if out_dir.is_dir():
-        foreign = sorted(f.name for f in out_dir.iterdir() if _SHARD_LIKE.search(f.name) and f.name not in owned)
+        foreign = sorted(
+            f.name for f in out_dir.iterdir() if _SHARD_LIKE.search(f.name) and f.name not in owned
+        )
         if foreign:
             shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
             raise ConfigError(
                 f"export folder {out_dir} holds shards that no altsift export wrote ({shown}); they may be "
-                "inputs, so nothing there is replaced. Choose an empty folder")
+                "inputs, so nothing there is replaced. Choose an empty folder"
+            )
     if manifest is not None and not overwrite:
-        raise ConfigError(f"{out_dir} already holds an export ({len(owned)} files listed in {MANIFEST}); "
-                          "choose an empty folder or pass --overwrite to replace exactly those files")
+        raise ConfigError(
+            f"{out_dir} already holds an export ({len(owned)} files listed in {MANIFEST}); "
+            "choose an empty folder or pass --overwrite to replace exactly those files"
+        )
     return manifest
 
 
@@ -210,11 +227,19 @@ def _as_subset(subset: str | Path | np.ndarray | Sequence[str]) -> np.ndarray:
     return uids_to_array(uids, sort=True)  # type: ignore[arg-type]
 
 
-def export(run_dir: str | Path, subset: str | Path | np.ndarray | Sequence[str], out_dir: str | Path,
-           caption_column: str | None = None, shard_size: int = 10_000, progress: bool = True,
-           overwrite: bool = False, source_roots: Iterable[str] | Sequence[tuple[str, str]] | None = None,
-           captions: dict[str, Any] | None = None, storage_options: Mapping[str, Any] | None = None,
-           limits: ReadLimits | None = None) -> ExportSummary:
+def export(
+    run_dir: str | Path,
+    subset: str | Path | np.ndarray | Sequence[str],
+    out_dir: str | Path,
+    caption_column: str | None = None,
+    shard_size: int = 10_000,
+    progress: bool = True,
+    overwrite: bool = False,
+    source_roots: Iterable[str] | Sequence[tuple[str, str]] | None = None,
+    captions: dict[str, Any] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    limits: ReadLimits | None = None,
+) -> ExportSummary:
     """Write the subset's samples as new shards under ``out_dir``; see the module docstring for the rules.
 
     ``subset``: a DataComp uid ``.npy`` path, a ``u8,u8`` array or hex uids. ``source_roots``: ``OLD=NEW``
@@ -238,7 +263,9 @@ def export(run_dir: str | Path, subset: str | Path | np.ndarray | Sequence[str],
     if len(uids) > 1:
         distinct = np.concatenate([[True], uids[1:] != uids[:-1]])  # sorted: repeats are neighbours
         if not distinct.all():
-            log.warning("%d uids appear more than once in the subset; each is exported once", int((~distinct).sum()))
+            log.warning(
+                "%d uids appear more than once in the subset; each is exported once", int((~distinct).sum())
+            )
             uids = uids[distinct]
     recorded = recorded_sources(run_dir, files)
     sources = {stem: remap(p, roots) for stem, p in recorded.items()}
@@ -249,7 +276,9 @@ def export(run_dir: str | Path, subset: str | Path | np.ndarray | Sequence[str],
         if side.exists():
             t = pq.read_table(side)
             if caption_column in t.column_names:
-                captions = dict(zip(t.column("uid").to_pylist(), t.column(caption_column).to_pylist(), strict=True))
+                captions = dict(
+                    zip(t.column("uid").to_pylist(), t.column(caption_column).to_pylist(), strict=True)
+                )
 
     # pass 1 (columns uid/status only): what each table contributes, and where its shard is
     plan: list[tuple[Path, str, np.ndarray]] = []
@@ -275,26 +304,36 @@ def export(run_dir: str | Path, subset: str | Path | np.ndarray | Sequence[str],
     not_in_run = int(len(uids)) - len(found_any)
     not_ok = len(found_any) - len(seen)
     if not todo:
-        why = ("the subset is empty" if not len(uids) else
-               f"none of the subset's {len(uids)} uids is an ok sample of this run ({not_in_run} not in its score "
-               f"tables, {not_ok} with a non-ok status)")
+        why = (
+            "the subset is empty"
+            if not len(uids)
+            else f"none of the subset's {len(uids)} uids is an ok sample of this run ({not_in_run} not in its score "
+            f"tables, {not_ok} with a non-ok status)"
+        )
         raise IncompleteError(f"nothing to export: {why}; nothing was written to {out_dir}")
     if caption_column and not captions:
         names = set(pq.read_schema(files[0]).names)
         if caption_column not in names:
-            raise ConfigError(f"caption column '{caption_column}' is neither in the score tables nor in the subset's "
-                              "side .parquet")
+            raise ConfigError(
+                f"caption column '{caption_column}' is neither in the score tables nor in the subset's "
+                "side .parquet"
+            )
     with ThreadPoolExecutor(8) as ex:  # one stat per source shard (object stores: I/O bound)
         present = list(ex.map(lambda src: _source_present(src, storage_options), [src for _, src, _ in plan]))
     gone = [(f.stem, src) for (f, src, _), ok in zip(plan, present, strict=True) if not ok]
     if gone:
         n = sum(int(s.sum()) for f, _, s in plan if f.stem in {g for g, _ in gone})
         shown = "; ".join(f"{stem}: {src or 'no path recorded'}" for stem, src in gone[:3])
-        hint = (" Shards moved? Pass --source-root OLD=NEW to rewrite the recorded path prefix (e.g. "
-                f"--source-root {Path(gone[0][1]).parent}=/new/place)" if gone[0][1] else "")
+        hint = (
+            " Shards moved? Pass --source-root OLD=NEW to rewrite the recorded path prefix (e.g. "
+            f"--source-root {Path(gone[0][1]).parent}=/new/place)"
+            if gone[0][1]
+            else ""
+        )
         raise IncompleteError(
             f"{len(gone)} source shard(s) holding {n} of the {todo} selected samples not found ({shown}"
-            f"{' ...' if len(gone) > 3 else ''}); nothing was written.{hint}")
+            f"{' ...' if len(gone) > 3 else ''}); nothing was written.{hint}"
+        )
 
     staging = out_dir / STAGING
     if staging.exists():
@@ -303,9 +342,10 @@ def export(run_dir: str | Path, subset: str | Path | np.ndarray | Sequence[str],
     written = 0
     missing_examples: list[str] = []
     limits = limits or ReadLimits()
-    with ShardWriter(staging, shard_size=shard_size) as writer, tqdm(
-        total=todo, unit="sample", desc="export", disable=not progress, dynamic_ncols=True
-    ) as bar:
+    with (
+        ShardWriter(staging, shard_size=shard_size) as writer,
+        tqdm(total=todo, unit="sample", desc="export", disable=not progress, dynamic_ncols=True) as bar,
+    ):
         for f, src, sel in plan:
             df = read_table_checked(f).to_pandas()
             if caption_column and not captions and caption_column not in df.columns:
@@ -324,8 +364,10 @@ def export(run_dir: str | Path, subset: str | Path | np.ndarray | Sequence[str],
                     if ext is None or sample.problem is not None:
                         _missing(missing_examples, r, src, sample.problem or "no image member")
                         continue
-                    writer.write(_out_key(writer, r["key"], r["shard"], r["uid"]),
-                                 _members(sample, ext, r, signal_cols, caption_column, captions))
+                    writer.write(
+                        _out_key(writer, r["key"], r["shard"], r["uid"]),
+                        _members(sample, ext, r, signal_cols, caption_column, captions),
+                    )
                     written += 1
                     if not wanted:
                         break
@@ -333,22 +375,44 @@ def export(run_dir: str | Path, subset: str | Path | np.ndarray | Sequence[str],
                 bar.update(1)
                 _missing(missing_examples, r, src, stream.error or "key not in the shard")
     new_files = writer.files
-    _commit(staging, out_dir, manifest, new_files, {
-        "run_dir": str(run_dir.resolve()), "subset": str(subset) if isinstance(subset, str | Path) else None,
-        "samples": written, "caption_column": caption_column, "shard_size": shard_size})
-    summary = ExportSummary(selected=int(len(uids)), written=written, missing=todo - written,
-                            shards=[str(out_dir / s.name) for s in writer.shards], not_in_run=not_in_run,
-                            not_ok=not_ok, out=str(out_dir), missing_examples=missing_examples)
+    _commit(
+        staging,
+        out_dir,
+        manifest,
+        new_files,
+        {
+            "run_dir": str(run_dir.resolve()),
+            "subset": str(subset) if isinstance(subset, str | Path) else None,
+            "samples": written,
+            "caption_column": caption_column,
+            "shard_size": shard_size,
+        },
+    )
+    summary = ExportSummary(
+        selected=int(len(uids)),
+        written=written,
+        missing=todo - written,
+        shards=[str(out_dir / s.name) for s in writer.shards],
+        not_in_run=not_in_run,
+        not_ok=not_ok,
+        out=str(out_dir),
+        missing_examples=missing_examples,
+    )
     if not_in_run:
-        log.warning("%d selected uids are not in this run's score tables (subset made for another pool?)", not_in_run)
+        log.warning(
+            "%d selected uids are not in this run's score tables (subset made for another pool?)", not_in_run
+        )
     if not_ok:
-        log.warning("%d selected uids have a non-ok status in this run (unreadable samples) and were skipped", not_ok)
+        log.warning(
+            "%d selected uids have a non-ok status in this run (unreadable samples) and were skipped", not_ok
+        )
     if summary.missing:
         err = IncompleteError(
             f"{summary.missing} of {todo} selected samples were not found (or not readable) in their source shards (the "
             f"shards changed since scoring, or tighter reader limits?), e.g. {'; '.join(missing_examples[:3])}. "
             + (f"The {written} others were exported to {out_dir}" if written else "Nothing was exported")
-            + "; rescore the changed shards, then rerun with --overwrite")
+            + "; rescore the changed shards, then rerun with --overwrite"
+        )
         err.summary = summary.to_dict()  # type: ignore[attr-defined]
         raise err
     return summary
@@ -377,8 +441,14 @@ def _out_key(writer: ShardWriter, key: str, shard: str, uid: str) -> str:
     raise ValueError(f"uid {uid} written twice")  # uids are deduplicated before writing
 
 
-def _members(sample: Any, ext: str, r: dict[str, Any], signal_cols: list[str], caption_column: str | None,
-             captions: dict[str, Any] | None) -> dict[str, bytes]:
+def _members(
+    sample: Any,
+    ext: str,
+    r: dict[str, Any],
+    signal_cols: list[str],
+    caption_column: str | None,
+    captions: dict[str, Any] | None,
+) -> dict[str, bytes]:
     try:
         js = json.loads(sample.files.get("json", b"{}").decode("utf-8"))
         if not isinstance(js, dict):
@@ -394,22 +464,41 @@ def _members(sample: Any, ext: str, r: dict[str, Any], signal_cols: list[str], c
         if isinstance(new, str) and new:
             js["original_caption"] = text
             text = new
-    return {ext: sample.files[ext], "txt": (text or "").encode("utf-8", "surrogatepass"),
-            "json": json.dumps(js, default=_jsonable).encode("utf-8", "surrogatepass")}
+    return {
+        ext: sample.files[ext],
+        "txt": (text or "").encode("utf-8", "surrogatepass"),
+        "json": json.dumps(js, default=_jsonable).encode("utf-8", "surrogatepass"),
+    }
 
 
-def _commit(staging: Path, out_dir: Path, old: dict[str, Any] | None, new_files: list, info: dict[str, Any]) -> None:
+def _commit(
+    staging: Path, out_dir: Path, old: dict[str, Any] | None, new_files: list, info: dict[str, Any]
+) -> None:
     """Move the staged shards into ``out_dir``, replacing only what the earlier manifest lists."""
     old_names = _manifest_names(old)
     new_names = {f.name for f in new_files}
     mpath = out_dir / MANIFEST
     if old_names:  # while files move, the manifest owns old and new names alike
-        _write_json_atomic(mpath, {"format": MANIFEST_FORMAT, "complete": False,
-                                   "files": [{"name": n} for n in sorted(old_names | new_names)]})
+        _write_json_atomic(
+            mpath,
+            {
+                "format": MANIFEST_FORMAT,
+                "complete": False,
+                "files": [{"name": n} for n in sorted(old_names | new_names)],
+            },
+        )
     for name in sorted(old_names - new_names):
         (out_dir / name).unlink(missing_ok=True)
     for f in new_files:
         os.replace(staging / f.name, out_dir / f.name)
-    _write_json_atomic(mpath, {"format": MANIFEST_FORMAT, "complete": True, "created": time.time(), **info,
-                               "files": [asdict(f) for f in new_files]})
+    _write_json_atomic(
+        mpath,
+        {
+            "format": MANIFEST_FORMAT,
+            "complete": True,
+            "created": time.time(),
+            **info,
+            "files": [asdict(f) for f in new_files],
+        },
+    )
     shutil.rmtree(staging, ignore_errors=True)

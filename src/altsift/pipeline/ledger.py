@@ -75,11 +75,19 @@ def ensure_run_dir(run_dir: Path) -> None:
     """Create the run directory and check it is a writable directory (before any model loads)."""
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--out {run_dir} is a file; the run directory must be a directory")
-    inside = next((anc for anc in run_dir.resolve().parents
-                   if anc.name in ("scores", "arrays") and (anc.parent / "scores").is_dir()), None)
+    inside = next(
+        (
+            anc
+            for anc in run_dir.resolve().parents
+            if anc.name in ("scores", "arrays") and (anc.parent / "scores").is_dir()
+        ),
+        None,
+    )
     if inside is not None:
-        raise ConfigError(f"--out {run_dir} is inside {inside}, a run's own folder: its files would be taken for "
-                          f"score tables. Give a run directory of its own, e.g. beside {inside.parent}")
+        raise ConfigError(
+            f"--out {run_dir} is inside {inside}, a run's own folder: its files would be taken for "
+            f"score tables. Give a run directory of its own, e.g. beside {inside.parent}"
+        )
     with environment_guard(f"creating the run directory {run_dir}"):
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -152,7 +160,9 @@ class RunLedger:
         with environment_guard("writing logs/shard_errors.jsonl"):
             d.mkdir(exist_ok=True)
             with open(d / "shard_errors.jsonl", "a") as f:
-                f.write(json.dumps({"shard": name, "path": source, "error": error, "time": time.time()}) + "\n")
+                f.write(
+                    json.dumps({"shard": name, "path": source, "error": error, "time": time.time()}) + "\n"
+                )
 
     def finish(self) -> ScoreSummary:
         """Fill in the run-wide state, write ``score_summary.json`` and return the summary."""
@@ -167,8 +177,11 @@ class RunLedger:
         with environment_guard("writing score_summary.json"):
             _write_text_atomic(self.run_dir / "score_summary.json", json.dumps(asdict(s), indent=2))
         if s.shards_skipped:
-            log.info("skipped %d shard(s): already scored with the same signals and options "
-                     "(change an option or add a signal to compute more)", s.shards_skipped)
+            log.info(
+                "skipped %d shard(s): already scored with the same signals and options "
+                "(change an option or add a signal to compute more)",
+                s.shards_skipped,
+            )
         return s
 
 
@@ -218,7 +231,9 @@ def run_state(run_dir: Path, failed_now: dict[str, str] | None = None) -> dict[s
             statuses.update(meta["statuses"])
         elif info.rows:
             statuses.update(pq.read_table(f, columns=["status"]).column("status").to_pylist())
-        problem = ShardResult("", "", failed_signals=meta.get("failed_signals") or {}, error=meta.get("error")).problem
+        problem = ShardResult(
+            "", "", failed_signals=meta.get("failed_signals") or {}, error=meta.get("error")
+        ).problem
         if problem:
             failed[f.stem] = problem
         else:
@@ -267,8 +282,13 @@ class RunPlan:
         return [p for p in self.ctx.plans if p.name in need]
 
 
-def prepare_run(inputs: list[str], run_dir: str | Path, signal_names: list[str], cfg: RunConfig,
-                retry_errors: bool = False) -> RunPlan:
+def prepare_run(
+    inputs: list[str],
+    run_dir: str | Path,
+    signal_names: list[str],
+    cfg: RunConfig,
+    retry_errors: bool = False,
+) -> RunPlan:
     """Validate, expand inputs and plan every shard from table footers (no shard is read, no model loaded)."""
     run_dir = Path(run_dir)
     plans = plan_signals(signal_names, cfg)

@@ -121,7 +121,9 @@ def _plan_once(
     return plans, order
 
 
-def planned_schema(plans: list[SignalPlan], base: Mapping[str, pa.DataType] | None = None) -> dict[str, pa.DataType]:
+def planned_schema(
+    plans: list[SignalPlan], base: Mapping[str, pa.DataType] | None = None
+) -> dict[str, pa.DataType]:
     """Column types of a table holding ``base`` columns plus every plan's outputs (dependency order)."""
     types: dict[str, pa.DataType] = dict(base or {})
     for p in plans:

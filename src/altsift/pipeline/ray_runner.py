@@ -62,7 +62,9 @@ class PoolSpec:
     resources: dict[str, float] = field(default_factory=dict)
 
 
-def size_pools(plans: list[SignalPlan], ray_opts: RayOptions, cluster: dict[str, float]) -> tuple[list[PoolSpec], int]:
+def size_pools(
+    plans: list[SignalPlan], ray_opts: RayOptions, cluster: dict[str, float]
+) -> tuple[list[PoolSpec], int]:
     """Actor pools for ``plans`` and the number of shard workers, from each signal's declared resources,
     the cluster's totals (``ray.cluster_resources()``) and ``score.ray`` overrides.
 
@@ -74,7 +76,9 @@ def size_pools(plans: list[SignalPlan], ray_opts: RayOptions, cluster: dict[str,
     """
     unknown = sorted(set(ray_opts.signals) - {p.name for p in plans})
     if unknown:
-        log.warning("score.ray.signals has settings for %s, which this run does not compute", ", ".join(unknown))
+        log.warning(
+            "score.ray.signals has settings for %s, which this run does not compute", ", ".join(unknown)
+        )
     gpus_total = float(cluster.get("GPU", 0.0))
     cpus_total = float(cluster.get("CPU", 0.0))
     per: dict[str, dict[str, Any]] = {}
@@ -82,9 +86,13 @@ def size_pools(plans: list[SignalPlan], ray_opts: RayOptions, cluster: dict[str,
         r = p.resources
         o = ray_opts.signals.get(p.name, RaySignalOptions())
         gpus = o.num_gpus if o.num_gpus is not None else (r.gpus if gpus_total > 0 else 0.0)
-        per[p.name] = {"cpus": o.num_cpus if o.num_cpus is not None else r.cpus, "gpus": gpus,
-                       "mem": o.memory_gb if o.memory_gb is not None else r.memory_gb,
-                       "n": o.num_actors or ray_opts.num_actors, "res": dict(o.resources)}
+        per[p.name] = {
+            "cpus": o.num_cpus if o.num_cpus is not None else r.cpus,
+            "gpus": gpus,
+            "mem": o.memory_gb if o.memory_gb is not None else r.memory_gb,
+            "n": o.num_actors or ray_opts.num_actors,
+            "res": dict(o.resources),
+        }
     auto_gpu = [n for n, v in per.items() if v["gpus"] > 0 and v["n"] is None]
     if auto_gpu:
         share = sum(per[n]["gpus"] for n in auto_gpu)
@@ -94,13 +102,17 @@ def size_pools(plans: list[SignalPlan], ray_opts: RayOptions, cluster: dict[str,
     workers = ray_opts.read_parallelism or max(2, 2 * max(gpu_sizes, default=0))
     auto_cpu = [n for n, v in per.items() if v["n"] is None]
     if auto_cpu:
-        used = workers * ray_opts.shard_cpus + sum(v["n"] * v["cpus"] for v in per.values() if v["n"] is not None)
+        used = workers * ray_opts.shard_cpus + sum(
+            v["n"] * v["cpus"] for v in per.values() if v["n"] is not None
+        )
         spare = max(0.0, cpus_total - used)
         for n in auto_cpu:
             fit = math.floor(spare / len(auto_cpu) / per[n]["cpus"]) if per[n]["cpus"] else workers
             per[n]["n"] = max(1, min(workers, fit))
-    specs = [PoolSpec(n, int(v["n"]), float(v["cpus"]), float(v["gpus"]), float(v["mem"]), v["res"])
-             for n, v in per.items()]
+    specs = [
+        PoolSpec(n, int(v["n"]), float(v["cpus"]), float(v["gpus"]), float(v["mem"]), v["res"])
+        for n, v in per.items()
+    ]
     return specs, int(workers)
 
 
@@ -158,8 +170,12 @@ class ShardWorker:
         return ray.get(handles[i].run.remote(batch))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        out = [run_shard(self.ctx, ShardTask.from_json(str(t)), self._call, self.decoder, worker=self.worker).to_json()
-               for t in batch["task"]]
+        out = [
+            run_shard(
+                self.ctx, ShardTask.from_json(str(t)), self._call, self.decoder, worker=self.worker
+            ).to_json()
+            for t in batch["task"]
+        ]
         return {"result": np.asarray(out, dtype=object)}
 
 
@@ -175,15 +191,21 @@ def start_signal_pools(plans: list[SignalPlan], specs: list[PoolSpec]) -> dict[s
     pools: dict[str, list[Any]] = {}
     waiting: dict[Any, tuple[str, int]] = {}
     for s in specs:
-        opts: dict[str, Any] = {"num_cpus": s.num_cpus, "num_gpus": s.num_gpus, "max_restarts": 2,
-                                "max_task_retries": 2}
+        opts: dict[str, Any] = {
+            "num_cpus": s.num_cpus,
+            "num_gpus": s.num_gpus,
+            "max_restarts": 2,
+            "max_task_retries": 2,
+        }
         if s.memory_gb:
             opts["memory"] = int(s.memory_gb * 2**30)
         if s.resources:
             opts["resources"] = s.resources
         pools[s.signal] = [remote.options(**opts).remote(by_name[s.signal]) for _ in range(s.num_actors)]
         waiting.update({h.ready.remote(): (s.signal, i) for i, h in enumerate(pools[s.signal])})
-        log.info("signal '%s': %d actor(s), %g CPU + %g GPU each", s.signal, s.num_actors, s.num_cpus, s.num_gpus)
+        log.info(
+            "signal '%s': %d actor(s), %g CPU + %g GPU each", s.signal, s.num_actors, s.num_cpus, s.num_gpus
+        )
     nodes: dict[tuple[str, int], str] = {}
     pending = list(waiting)
     try:
@@ -194,13 +216,19 @@ def start_signal_pools(plans: list[SignalPlan], specs: list[PoolSpec]) -> dict[s
                 try:
                     err, node = ray.get(ref)
                 except Exception as e:  # the actor process died while loading (OOM, crash)
-                    raise ConfigError(f"signal '{name}' could not start on Ray: {type(e).__name__}: {e}") from None
+                    raise ConfigError(
+                        f"signal '{name}' could not start on Ray: {type(e).__name__}: {e}"
+                    ) from None
                 if err is not None:
                     raise err
                 nodes[waiting[ref]] = node
             if pending:
-                log.warning("waiting for %d signal actor(s) to start (%s): the cluster may lack the resources "
-                            "they reserve", len(pending), ", ".join(sorted({waiting[r][0] for r in pending})))
+                log.warning(
+                    "waiting for %d signal actor(s) to start (%s): the cluster may lack the resources "
+                    "they reserve",
+                    len(pending),
+                    ", ".join(sorted({waiting[r][0] for r in pending})),
+                )
     except BaseException:
         stop_pools(pools)
         raise
@@ -226,12 +254,16 @@ def _init_ray(ray_opts: RayOptions, cpus_needed: float) -> None:
     else:
         # A local cluster with at least the logical CPUs the pools and shard workers reserve (they mostly
         # wait on each other, so oversubscribing the cores is fine); GPUs are detected by Ray.
-        ray.init(num_cpus=max(os.cpu_count() or 1, math.ceil(cpus_needed)), include_dashboard=False,
-                 log_to_driver=True)
+        ray.init(
+            num_cpus=max(os.cpu_count() or 1, math.ceil(cpus_needed)),
+            include_dashboard=False,
+            log_to_driver=True,
+        )
 
 
-def score_with_ray(inputs: list[str], run_dir: str | Path, signals: list[str], cfg: RunConfig,
-                   retry_errors: bool = False) -> ScoreSummary:
+def score_with_ray(
+    inputs: list[str], run_dir: str | Path, signals: list[str], cfg: RunConfig, retry_errors: bool = False
+) -> ScoreSummary:
     """Score with Ray; the same tables, statuses, logs and summary as the in-process runner."""
     import ray
 
@@ -248,9 +280,14 @@ def score_with_ray(inputs: list[str], run_dir: str | Path, signals: list[str], c
     specs, workers = size_pools(plans, opts.ray, cluster)
     cpus, gpus = _need(specs, workers, opts.ray.shard_cpus)
     if cpus > cluster.get("CPU", 0.0) or gpus > cluster.get("GPU", 0.0):
-        log.warning("this run reserves %g CPUs and %g GPUs; the cluster has %g and %g now (an autoscaler may add "
-                    "more; else lower score.ray.read_parallelism or score.ray.signals.<name>.num_actors)",
-                    cpus, gpus, cluster.get("CPU", 0.0), cluster.get("GPU", 0.0))
+        log.warning(
+            "this run reserves %g CPUs and %g GPUs; the cluster has %g and %g now (an autoscaler may add "
+            "more; else lower score.ray.read_parallelism or score.ray.signals.<name>.num_actors)",
+            cpus,
+            gpus,
+            cluster.get("CPU", 0.0),
+            cluster.get("GPU", 0.0),
+        )
     pools = start_signal_pools(plans, specs)
     try:
         run.ledger.write_manifest()

@@ -45,15 +45,20 @@ class Scorer:
         ledger.write_manifest()
         opts = self.cfg.score
         t0 = time.time()
-        with ThreadPoolExecutor(opts.decode_threads, thread_name_prefix="decode") as pool, tqdm(
-            total=len(run.tasks), unit="shard", disable=not opts.progress, desc="score"
-        ) as bar:
+        with (
+            ThreadPoolExecutor(opts.decode_threads, thread_name_prefix="decode") as pool,
+            tqdm(total=len(run.tasks), unit="shard", disable=not opts.progress, desc="score") as bar,
+        ):
             live = [0]  # samples through the models so far, updated per batch (a shard can be large)
 
             def tick(n: int) -> None:
                 live[0] += n
-                bar.set_postfix(samples=live[0], samples_s=f"{live[0] / max(time.time() - t0, 1e-9):.1f}",
-                                skipped=ledger.summary.shards_skipped, refresh=False)
+                bar.set_postfix(
+                    samples=live[0],
+                    samples_s=f"{live[0] / max(time.time() - t0, 1e-9):.1f}",
+                    skipped=ledger.summary.shards_skipped,
+                    refresh=False,
+                )
                 bar.refresh()
 
             for task in run.tasks:
@@ -62,8 +67,9 @@ class Scorer:
         return ledger.finish()
 
 
-def score(inputs: list[str], run_dir: str | Path, signals: list[str], cfg: RunConfig,
-          retry_errors: bool = False) -> ScoreSummary:
+def score(
+    inputs: list[str], run_dir: str | Path, signals: list[str], cfg: RunConfig, retry_errors: bool = False
+) -> ScoreSummary:
     """Score ``inputs`` into ``run_dir`` with ``signals`` (plus their requirements), with the configured runner."""
     if cfg.score.runner == "ray":
         from altsift.pipeline.ray_runner import score_with_ray

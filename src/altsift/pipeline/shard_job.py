@@ -59,7 +59,13 @@ from altsift.signals.base import Signal
 log = logging.getLogger("altsift.score")
 
 #: score options that change statuses or pixels: a change rescores every shard
-READER_OPTION_KEYS = ("max_image_pixels", "max_decode_side", "verify_images", "max_member_bytes", "max_sample_bytes")
+READER_OPTION_KEYS = (
+    "max_image_pixels",
+    "max_decode_side",
+    "verify_images",
+    "max_member_bytes",
+    "max_sample_bytes",
+)
 
 Batch = dict[str, list[Any]]
 
@@ -128,7 +134,9 @@ class SignalRunner:
             except AltsiftError:
                 raise
             except Exception as e:
-                raise ConfigError(f"signal '{self.plan.name}' could not be loaded: {type(e).__name__}: {e}") from e
+                raise ConfigError(
+                    f"signal '{self.plan.name}' could not be loaded: {type(e).__name__}: {e}"
+                ) from e
         return self._signal
 
     def __call__(self, batch: Batch) -> SignalOutput:
@@ -156,7 +164,9 @@ class SignalRunner:
     def _normalize(self, out: dict[str, Any], n: int) -> SignalOutput:
         for k, v in out.items():
             if len(v) != n:
-                raise ValueError(f"signal '{self.plan.name}' returned {len(v)} values for '{k}', expected {n}")
+                raise ValueError(
+                    f"signal '{self.plan.name}' returned {len(v)} values for '{k}', expected {n}"
+                )
         cols = {c: [None] * n if out.get(c) is None else list(out[c]) for c in self.plan.columns}
         arrays = {c: np.asarray(out[c]) for c in self.plan.array_columns if c in out}
         return SignalOutput(cols, arrays)
@@ -204,7 +214,9 @@ class ShardTask:
     name: str
     source: str
     todo: list[str]  # signals to compute, in dependency order
-    keep: dict[str, Any] = field(default_factory=dict)  # recorded {signal: fingerprint} whose columns are kept
+    keep: dict[str, Any] = field(
+        default_factory=dict
+    )  # recorded {signal: fingerprint} whose columns are kept
     fresh: bool = True  # ignore the existing table (new shard, other source, other reader options)
     reason: str = "new"
 
@@ -242,8 +254,10 @@ class ShardResult:
         if self.failure:
             return self.failure
         if self.failed_signals:
-            return "; ".join(f"signal {k} failed on every row ({v}); rerun to retry" for k, v in
-                             sorted(self.failed_signals.items()))
+            return "; ".join(
+                f"signal {k} failed on every row ({v}); rerun to retry"
+                for k, v in sorted(self.failed_signals.items())
+            )
         return self.error
 
     def to_json(self) -> str:
@@ -264,15 +278,24 @@ def _recorded_and_valid(ctx: JobContext, info: tables.TableInfo) -> dict[str, An
         for c in p.columns:
             i = info.schema.get_field_index(c)
             if i < 0 or info.schema.field(i).type != ctx.types[c]:
-                log.warning("shard %s: column '%s' of signal '%s' is %s; recomputing it", info.path.stem, c,
-                            p.name, "missing" if i < 0 else f"of type {info.schema.field(i).type}")
+                log.warning(
+                    "shard %s: column '%s' of signal '%s' is %s; recomputing it",
+                    info.path.stem,
+                    c,
+                    p.name,
+                    "missing" if i < 0 else f"of type {info.schema.field(i).type}",
+                )
                 recorded.pop(p.name, None)
                 break
         if p.name in recorded and info.shard.get("statuses", {}).get("ok"):  # no ok row: no array is written
             for c in p.array_columns:
                 if not tables.array_path(Path(ctx.run_dir), c, info.path.stem).exists():
-                    log.warning("shard %s: array '%s' of signal '%s' is missing; recomputing it",
-                                info.path.stem, c, p.name)
+                    log.warning(
+                        "shard %s: array '%s' of signal '%s' is missing; recomputing it",
+                        info.path.stem,
+                        c,
+                        p.name,
+                    )
                     recorded.pop(p.name, None)
                     break
     return recorded
@@ -297,17 +320,34 @@ def plan_shard(ctx: JobContext, name: str, source: str, retry_errors: bool = Fal
         identity = None
     if identity is None or not identity_matches(meta.get("identity"), identity):
         was = meta.get("identity") or {"path": meta.get("path")}
-        log.warning("shard %s: the table was made from another file (%s) than %s (%s); scoring it again",
-                    name, json.dumps(was, sort_keys=True), source, json.dumps(identity, sort_keys=True))
+        log.warning(
+            "shard %s: the table was made from another file (%s) than %s (%s); scoring it again",
+            name,
+            json.dumps(was, sort_keys=True),
+            source,
+            json.dumps(identity, sort_keys=True),
+        )
         return ShardTask(name, source, every, reason="source changed")
     if meta.get("reader") != ctx.reader:
-        log.info("shard %s: reader options changed (%s -> %s); scoring it again", name, meta.get("reader"), ctx.reader)
+        log.info(
+            "shard %s: reader options changed (%s -> %s); scoring it again",
+            name,
+            meta.get("reader"),
+            ctx.reader,
+        )
         return ShardTask(name, source, every, reason="reader options changed")
     recorded = _recorded_and_valid(ctx, info)
     force: set[str] = set()
     if retry_errors and info.rows:
-        errs = {s for s in meta.get("statuses", {}) if s.startswith("error_")} if "statuses" in meta else \
-            {s for s in pq.read_table(tpath, columns=["status"]).column("status").to_pylist() if s.startswith("error_")}
+        errs = (
+            {s for s in meta.get("statuses", {}) if s.startswith("error_")}
+            if "statuses" in meta
+            else {
+                s
+                for s in pq.read_table(tpath, columns=["status"]).column("status").to_pylist()
+                if s.startswith("error_")
+            }
+        )
         force = {p.name for p in ctx.plans if f"error_{p.name}" in errs}
     todo = [p.name for p in needed_signals(ctx.plans, {k: v for k, v in recorded.items() if k not in force})]
     retry_read = retry_errors and bool(meta.get("error"))
@@ -337,10 +377,18 @@ def _decoded_batches(
 
     def submit(b: list[dict[str, Any]]) -> list[Future] | None:
         if mode == "decode":
-            return [pool.submit(fn, r["_image_bytes"], opts.max_image_pixels, opts.max_decode_side)
-                    if r["status"] == "ok" else None for r in b]
-        return [pool.submit(fn, r["_image_bytes"], opts.max_image_pixels)
-                if r["status"] == "ok" and r.get("_image_bytes") is not None else None for r in b]
+            return [
+                pool.submit(fn, r["_image_bytes"], opts.max_image_pixels, opts.max_decode_side)
+                if r["status"] == "ok"
+                else None
+                for r in b
+            ]
+        return [
+            pool.submit(fn, r["_image_bytes"], opts.max_image_pixels)
+            if r["status"] == "ok" and r.get("_image_bytes") is not None
+            else None
+            for r in b
+        ]
 
     def finish(b: list[dict[str, Any]], futs: list[Future] | None) -> list[dict[str, Any]]:
         for i, r in enumerate(b):
@@ -390,7 +438,9 @@ def run_shard(
             result = _run(ctx, task, call, pool, tick)
         except _ShardChanged:
             log.warning("shard %s: its samples differ from the table's; recomputing every signal", task.name)
-            fresh = replace(task, todo=[p.name for p in ctx.plans], keep={}, fresh=True, reason="samples changed")
+            fresh = replace(
+                task, todo=[p.name for p in ctx.plans], keep={}, fresh=True, reason="samples changed"
+            )
             result = _run(ctx, fresh, call, pool, tick)
     except EnvironmentIOError as e:
         result = ShardResult(task.name, task.source, fatal={"kind": "environment", "message": str(e)})
@@ -417,8 +467,13 @@ def _load_prior(ctx: JobContext, task: ShardTask) -> pa.Table | None:
         raise _ShardChanged from None
 
 
-def _run(ctx: JobContext, task: ShardTask, call: SignalCall, pool: ThreadPoolExecutor,
-         tick: Callable[[int], None] | None) -> ShardResult:
+def _run(
+    ctx: JobContext,
+    task: ShardTask,
+    call: SignalCall,
+    pool: ThreadPoolExecutor,
+    tick: Callable[[int], None] | None,
+) -> ShardResult:
     run_dir = Path(ctx.run_dir)
     todo = [ctx.plan(n) for n in task.todo]
     todo_names = {p.name for p in todo}
@@ -437,14 +492,21 @@ def _run(ctx: JobContext, task: ShardTask, call: SignalCall, pool: ThreadPoolExe
             if c not in BASE_COLUMNS and c not in todo_cols:
                 prior[c] = existing.column(c).to_pylist()
                 prior_types[c] = existing.schema.field(c).type
-        prior_status = list(zip(existing.column("status").to_pylist(), existing.column("error").to_pylist(), strict=True))
-        prior_failed = {k: v for k, v in tables.shard_meta(existing).get("failed_signals", {}).items()
-                        if k not in todo_names}
+        prior_status = list(
+            zip(existing.column("status").to_pylist(), existing.column("error").to_pylist(), strict=True)
+        )
+        prior_failed = {
+            k: v
+            for k, v in tables.shard_meta(existing).get("failed_signals", {}).items()
+            if k not in todo_names
+        }
     carry = {f"error_{k}" for k in prior_failed} | {f"error_{k}" for k in task.keep}
 
     identity = shard_identity(task.source, ctx.opts)
     reader = ShardRows(task.source, task.name, ctx.opts)
-    need_image = "decode" if any(p.needs_image for p in todo) else "verify" if ctx.opts.verify_images else "header"
+    need_image = (
+        "decode" if any(p.needs_image for p in todo) else "verify" if ctx.opts.verify_images else "header"
+    )
     rows: list[dict[str, Any]] = []
     outputs: dict[str, list[Any]] = {c: [] for p in todo for c in p.columns}
     arrays: dict[str, list[tuple[int, np.ndarray | None]]] = {c: [] for p in todo for c in p.array_columns}
@@ -480,8 +542,13 @@ def _run(ctx: JobContext, task: ShardTask, call: SignalCall, pool: ThreadPoolExe
             for c in p.array_columns:
                 arrays[c].append((n, out.arrays.get(c)))
         for i, r in enumerate(b):
-            rows.append({"status": batch["status"][i], "error": batch["error"][i],
-                         **{c: r.get(c) for c in BASE_COLUMNS if c not in ("status", "error")}})
+            rows.append(
+                {
+                    "status": batch["status"][i],
+                    "error": batch["error"][i],
+                    **{c: r.get(c) for c in BASE_COLUMNS if c not in ("status", "error")},
+                }
+            )
         if tick is not None:
             tick(n)
     if prior_keys is not None and len(rows) != len(prior_keys):
@@ -492,8 +559,13 @@ def _run(ctx: JobContext, task: ShardTask, call: SignalCall, pool: ThreadPoolExe
     for p in todo:
         if attempted[p.name] >= 2 and failed[p.name] == attempted[p.name]:
             failed_signals[p.name] = first_error[p.name]
-            log.warning("shard %s: signal '%s' failed on all %d rows (%s); not recorded as computed",
-                        task.name, p.name, attempted[p.name], first_error[p.name])
+            log.warning(
+                "shard %s: signal '%s' failed on all %d rows (%s); not recorded as computed",
+                task.name,
+                p.name,
+                attempted[p.name],
+                first_error[p.name],
+            )
     computed = [p for p in todo if p.name not in failed_signals]
     signals_meta = {k: v for k, v in task.keep.items() if k not in todo_names}
     signals_meta.update({p.name: p.fingerprint() for p in computed})
@@ -516,13 +588,26 @@ def _run(ctx: JobContext, task: ShardTask, call: SignalCall, pool: ThreadPoolExe
     _commit(run_dir, task.name, table, arrays, {p.name for p in computed}, ctx, fresh=existing is None)
     if reader.error:
         log.warning("shard %s: %s", task.source, reader.error)
-    return ShardResult(task.name, task.source, rows=len(rows), statuses=dict(sorted(statuses.items())),
-                       computed=[p.name for p in computed], failed_signals=dict(sorted(failed_signals.items())),
-                       error=reader.error)
+    return ShardResult(
+        task.name,
+        task.source,
+        rows=len(rows),
+        statuses=dict(sorted(statuses.items())),
+        computed=[p.name for p in computed],
+        failed_signals=dict(sorted(failed_signals.items())),
+        error=reader.error,
+    )
 
 
-def _commit(run_dir: Path, name: str, table: pa.Table, arrays: dict[str, list[tuple[int, np.ndarray | None]]],
-            computed: set[str], ctx: JobContext, fresh: bool) -> None:
+def _commit(
+    run_dir: Path,
+    name: str,
+    table: pa.Table,
+    arrays: dict[str, list[tuple[int, np.ndarray | None]]],
+    computed: set[str],
+    ctx: JobContext,
+    fresh: bool,
+) -> None:
     """Arrays first, then the table (each atomic); then remove array files the table no longer vouches for."""
     written: set[str] = set()
     target = tables.table_path(run_dir, name)
@@ -533,7 +618,9 @@ def _commit(run_dir: Path, name: str, table: pa.Table, arrays: dict[str, list[tu
             dim = next((a.shape[1] for _, a in parts if a is not None), 0)
             if owner not in computed or not dim or not table.num_rows:
                 continue
-            stacked = np.concatenate([a if a is not None else np.full((k, dim), np.nan, np.float32) for k, a in parts])
+            stacked = np.concatenate(
+                [a if a is not None else np.full((k, dim), np.nan, np.float32) for k, a in parts]
+            )
             target = tables.array_path(run_dir, c, name)
             tables.write_array_atomic(stacked, target)
             written.add(c)

@@ -238,12 +238,16 @@ def require_column(df: Any, col: str) -> np.ndarray:
     if isinstance(df, Pool):
         return df.numeric(col)
     if col not in df.columns:
-        raise ConfigError(f"column '{col}' is not in the score tables. Available: {', '.join(map(str, df.columns))}")
+        raise ConfigError(
+            f"column '{col}' is not in the score tables. Available: {', '.join(map(str, df.columns))}"
+        )
     s = df[col]
     if s.dtype == object:
         first = next((v for v in s if v is not None and not (isinstance(v, float) and np.isnan(v))), None)
         if first is not None and not isinstance(first, int | float | np.number | bool):
-            raise ConfigError(_not_numeric(col, "list" if isinstance(first, list | tuple | np.ndarray) else "str"))
+            raise ConfigError(
+                _not_numeric(col, "list" if isinstance(first, list | tuple | np.ndarray) else "str")
+            )
     return pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64)
 
 
@@ -267,7 +271,11 @@ def _frame_to_table(df: pd.DataFrame) -> pa.Table:
             arr = pa.array([None if v is None else str(v) for v in s], pa.string())
         arrays.append(arr)
         names.append(str(c))
-    return pa.Table.from_arrays(arrays, names=names) if names else pa.table({"_": pa.nulls(len(df))}).drop_columns(["_"])
+    return (
+        pa.Table.from_arrays(arrays, names=names)
+        if names
+        else pa.table({"_": pa.nulls(len(df))}).drop_columns(["_"])
+    )
 
 
 def _to_f64(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -365,7 +373,9 @@ class Pool:
         t = self._table
         cols = [c for c in dict.fromkeys(columns) if c in t.column_names]  # type: ignore[union-attr]
         sub = t.select(cols) if cols else pa.table({"_": pa.nulls(t.num_rows)})  # type: ignore[union-attr]
-        batches = sub.to_batches(max_chunksize=BATCH_ROWS) or [pa.RecordBatch.from_pylist([], schema=sub.schema)]
+        batches = sub.to_batches(max_chunksize=BATCH_ROWS) or [
+            pa.RecordBatch.from_pylist([], schema=sub.schema)
+        ]
         for b in batches:
             yield b if cols else b.select([])
 
@@ -415,7 +425,9 @@ class Pool:
                 st = b.column("status")
                 if kind_of(st.type) != "str":
                     st = pc.cast(st, pa.string())  # an all-null (or odd) status column
-                ok[sl] = np.asarray(pc.fill_null(pc.equal(st, "ok"), False).to_numpy(zero_copy_only=False), dtype=bool)
+                ok[sl] = np.asarray(
+                    pc.fill_null(pc.equal(st, "ok"), False).to_numpy(zero_copy_only=False), dtype=bool
+                )
             for m, w in zip(masks, where, strict=True):
                 m[sl] = w.evaluate({c: b.column(c) for c in w.columns}, r)
             pos += r
@@ -522,7 +534,10 @@ class Pool:
             if len(v) != len(self):
                 raise ConfigError(f"column '{name}' has {len(v)} values; the pool has {len(self)} rows")
             if v.dtype.kind in "fiu":
-                self._derived[name], self._derived_types[name] = v.astype(np.float64, copy=False), pa.float64()
+                self._derived[name], self._derived_types[name] = (
+                    v.astype(np.float64, copy=False),
+                    pa.float64(),
+                )
             elif v.dtype.kind == "b":
                 self._derived[name], self._derived_types[name] = v, pa.bool_()
             else:

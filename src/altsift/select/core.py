@@ -99,7 +99,9 @@ def parse_pairs(items: list[str] | None, what: str) -> dict[str, float]:
             k, v = part.split("=", 1)
             k = k.strip()
             if k in out:
-                raise ConfigError(f"{what}: column '{k}' is given twice ({out[k]:g} and {v.strip()}); give it once")
+                raise ConfigError(
+                    f"{what}: column '{k}' is given twice ({out[k]:g} and {v.strip()}); give it once"
+                )
             try:
                 out[k] = float(v)
             except ValueError:
@@ -185,14 +187,16 @@ def run_selection(source: Any, req: SelectRequest, progress: bool = False,
     for _, p in presets:
         need.extend(c for c in p.needed_columns() if pool.has(c))
     stream = [w for w in exprs if not (fused and fused in w.columns)]
-    stream_masks = dict(zip(map(id, stream), pool.load(need, where=stream, uids=True, status=True), strict=True))
+    stream_masks = dict(
+        zip(map(id, stream), pool.load(need, where=stream, uids=True, status=True), strict=True)
+    )
 
     # 1. every condition on the whole pool, independently (masks of one byte per row)
     conds: list[tuple[Step, np.ndarray | None]] = []
     if fused:
         values = fuse(pool, req.fuse)
         pool.set_column(fused, values)
-        later = {c for w in exprs for c in w.columns} | set(req.top_fraction) | set(need[len(req.fuse):])
+        later = {c for w in exprs for c in w.columns} | set(req.top_fraction) | set(need[len(req.fuse) :])
         pool.release([c for c in req.fuse if c not in later])  # the inputs are not needed any more
         complete = int((~np.isnan(values)).sum())
         conds.append((Step(f"fuse {req.fuse} -> {fused}", "fuse", column=fused, kept_alone=complete,
@@ -201,7 +205,9 @@ def run_selection(source: Any, req: SelectRequest, progress: bool = False,
         m = stream_masks.get(id(w))
         if m is None:
             m = pool.where([w])[0]
-        conds.append((Step(f"where {w.text}", "where", detail={"expression": w.text, "columns": list(w.columns)}), m))
+        conds.append(
+            (Step(f"where {w.text}", "where", detail={"expression": w.text, "columns": list(w.columns)}), m)
+        )
     for col, frac in req.top_fraction.items():
         m, t = top_fraction_mask(pool.numeric(col), frac)
         conds.append((Step(f"top {frac:g} of {col} (pool-wide)", "top_fraction", column=col, op=">=", threshold=t,
@@ -218,7 +224,9 @@ def run_selection(source: Any, req: SelectRequest, progress: bool = False,
             sel.mask))  # fmt: skip
         for c, v in sel.columns.items():
             if c in columns:
-                raise ConfigError(f"presets both write column '{c}' (the second is '{name}'): use one of them")
+                raise ConfigError(
+                    f"presets both write column '{c}' (the second is '{name}'): use one of them"
+                )
             columns[c] = v
         if req.verdicts:
             verdicts[name] = sel.mask
@@ -311,7 +319,11 @@ def check_output(out: str | Path, pool: Pool | None = None, overwrite: bool = Fa
     if pool is not None and pool.kind == "metadata" and pool.source is not None:
         folder = pool.source if pool.source.is_dir() else pool.source.parent
         for key in ("columns", "verdicts"):
-            if key in will_write and _inside(sides[key], folder) and sides[key].parent.resolve() == folder.resolve():
+            if (
+                key in will_write
+                and _inside(sides[key], folder)
+                and sides[key].parent.resolve() == folder.resolve()
+            ):
                 raise ConfigError(
                     f"{sides[key]} would be written into the metadata folder {folder} and read as part of the "
                     "pool next time; choose --out in another folder"
@@ -321,7 +333,9 @@ def check_output(out: str | Path, pool: Pool | None = None, overwrite: bool = Fa
     for key in ("columns", "verdicts"):
         p = sides[key]
         if p.exists() and (not old or Path(str(ours.get(key))) != p):
-            raise ConfigError(f"{p} exists and was not written by altsift select; move it or choose another --out")
+            raise ConfigError(
+                f"{p} exists and was not written by altsift select; move it or choose another --out"
+            )
     existing = [p for p in (out, sides["json"], sides["columns"], sides["verdicts"]) if p.exists()]
     if existing and not overwrite:
         raise ConfigError(f"{existing[0]} exists; pass --overwrite to replace this selection")

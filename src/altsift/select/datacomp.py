@@ -69,7 +69,9 @@ def ensure_basic_columns(pool: Pool) -> bool:
     from altsift.signals.basic import BasicSignal
 
     n = len(pool)
-    logger.info("the pool has no 'lang' / 'basic_pass' columns: computing them for %d captions (fastText lid.176)", n)
+    logger.info(
+        "the pool has no 'lang' / 'basic_pass' columns: computing them for %d captions (fastText lid.176)", n
+    )
     texts = pool.texts("text")
     w, h = pool.numeric("original_width"), pool.numeric("original_height")
     status = pool.status_ok()
@@ -114,7 +116,9 @@ def gcld3_english(texts: pa.ChunkedArray | pa.Array) -> np.ndarray:
     if len(texts) == 0:
         return np.zeros(0, dtype=bool)
     flat = pc.replace_substring(texts, "\n", " ").to_pylist()
-    return np.array([isinstance(t, str) and det.FindLanguage(text=t).language == "en" for t in flat], dtype=bool)
+    return np.array(
+        [isinstance(t, str) and det.FindLanguage(text=t).language == "en" for t in flat], dtype=bool
+    )
 
 
 def gcld3_available() -> bool:
@@ -142,7 +146,9 @@ def clip_column(pool: Pool, column: str | None, arch: str | None, warn: bool = T
     raise ConfigError(f"no CLIP score column ({' or '.join(cands)}) in the pool; run the 'clip' signal")
 
 
-def _arch_warnings(pool: Pool, column: str, expected: str, given: str | None, who: str, recipe: str) -> list[str]:
+def _arch_warnings(
+    pool: Pool, column: str, expected: str, given: str | None, who: str, recipe: str
+) -> list[str]:
     return check_arch(pool.signals(), column, expected, given, who, recipe)
 
 
@@ -180,8 +186,9 @@ class ClipScoreOptions(PresetOptions):
     threshold: float | None = Field(None, description="keep score >= threshold")
     fraction: float | None = Field(None, description="keep the top fraction of the whole pool (default 0.3)")
     arch: Arch = Field(
-        None, description="CLIP architecture of the scores (b32, l14, ...): picks DataComp's clip_<arch> column and "
-        "states the architecture (silences the provenance check)"
+        None,
+        description="CLIP architecture of the scores (b32, l14, ...): picks DataComp's clip_<arch> column and "
+        "states the architecture (silences the provenance check)",
     )
     column: str | None = Field(None, description="explicit score column (overrides arch)")
 
@@ -204,7 +211,11 @@ def clip_condition(pool: Pool, o: ClipScoreOptions) -> tuple[np.ndarray, dict]:
 
 def _clip_step(log: StepLog, cond: np.ndarray, d: dict) -> None:
     kind = "threshold" if d["fraction"] is None else "top_fraction"
-    name = f"{d['column']} >= {d['threshold']:g}" if d["fraction"] is None else f"top {d['fraction']:g} of {d['column']}"
+    name = (
+        f"{d['column']} >= {d['threshold']:g}"
+        if d["fraction"] is None
+        else f"top {d['fraction']:g} of {d['column']}"
+    )
     log.add(name, cond, kind, column=d["column"], op=">=", threshold=d["threshold"], fraction=d["fraction"],
             detail=dict(d))  # fmt: skip
 
@@ -240,8 +251,9 @@ class Laion2bOptions(PresetOptions):
         None, description="B/32 score column (default clip_b32_similarity_score / clip_score)"
     )
     lang_detector: Literal["auto", "gcld3", "fasttext"] = Field(
-        "auto", description="gcld3 (DataComp's rule, computed from the caption), fasttext (the 'lang' column), "
-        "auto: gcld3 when installed"
+        "auto",
+        description="gcld3 (DataComp's rule, computed from the caption), fasttext (the 'lang' column), "
+        "auto: gcld3 when installed",
     )
     text_column: str = "text"
     lang_column: str = Field("lang", description="fastText language column (lang_detector=fasttext)")
@@ -270,7 +282,9 @@ class Laion2b(Preset):
     def check(self, pool: Pool) -> list[str]:
         o = self.options
         col = clip_column(pool, o.column, "b32")
-        return _arch_warnings(pool, col, "b32", o.arch, self.name, "DataComp's LAION-2B filter (score >= 0.28)")
+        return _arch_warnings(
+            pool, col, "b32", o.arch, self.name, "DataComp's LAION-2B filter (score >= 0.28)"
+        )
 
     def detector(self, pool: Pool) -> tuple[str, list[str]]:
         d = self.options.lang_detector
@@ -359,7 +373,9 @@ class ImageBasedOptions(PresetOptions):
     )
     k: int = Field(100_000, ge=1, description="clusters (DataComp: 100000)")
     niter: int = 20
-    sample_ratio: float = Field(1.0, gt=0, le=1, description="share of the training rows used to train k-means")
+    sample_ratio: float = Field(
+        1.0, gt=0, le=1, description="share of the training rows used to train k-means"
+    )
     train_on: Literal["caption_filtered", "all"] = Field(
         "caption_filtered",
         description="rows k-means is trained on (DataComp's image_based_clustering.py: caption-filtered by default)",
@@ -372,7 +388,9 @@ class ImageBasedOptions(PresetOptions):
 def caption_prefilter(pool: Pool, text_column: str, lang_column: str) -> np.ndarray:
     """DataComp ``caption_filter``: English, > 1 fasttext token, > 5 characters."""
     if not pool.has(text_column):
-        raise ConfigError(f"column '{text_column}' is not in the score tables (the caption pre-filter needs it)")
+        raise ConfigError(
+            f"column '{text_column}' is not in the score tables (the caption pre-filter needs it)"
+        )
     texts = pool.texts(text_column)
     ok = np.array(
         [isinstance(t, str) and fasttext_num_tokens(t) > 1 and len(t) > 5 for t in texts], dtype=bool
@@ -472,7 +490,11 @@ class ImageBasedIntersectClipScore(Preset):
 
     def needed_columns(self) -> tuple[str, ...]:
         o = self.options
-        return (*((o.column,) if o.column else ("clip_score", *CLIP_COLUMNS.values())), o.text_column, o.lang_column)
+        return (
+            *((o.column,) if o.column else ("clip_score", *CLIP_COLUMNS.values())),
+            o.text_column,
+            o.lang_column,
+        )
 
     def check(self, pool: Pool) -> list[str]:
         o = self.options

@@ -379,6 +379,7 @@ class _Compiler:
         self._need(node.right, right, "num", f"'{sym}' applies to numbers")
         lf, rf = left.fn, right.fn
         if name in ("divide", "power"):  # true division and powers in float64: no integer overflow, no hang
+
             def fn(env: Env, _k: str = name) -> Value:
                 a, b = _f64(lf(env)), _f64(rf(env))
                 return _nan_to_null(pc.divide(a, b) if _k == "divide" else pc.power(a, b))
@@ -442,8 +443,13 @@ class _Compiler:
             raise self.err(rnode, f"list too long (at most {MAX_LIST} values)")
         values = []
         for e in rnode.elts:
-            if (isinstance(e, ast.UnaryOp) and isinstance(e.op, ast.USub) and isinstance(e.operand, ast.Constant)
-                    and isinstance(e.operand.value, int | float) and not isinstance(e.operand.value, bool)):
+            if (
+                isinstance(e, ast.UnaryOp)
+                and isinstance(e.op, ast.USub)
+                and isinstance(e.operand, ast.Constant)
+                and isinstance(e.operand.value, int | float)
+                and not isinstance(e.operand.value, bool)
+            ):
                 e = ast.copy_location(ast.Constant(-e.operand.value), e)
             lit = self.compile(e, 0) if isinstance(e, ast.Constant | ast.Name) else None
             if lit is None or not lit.is_literal:
@@ -488,7 +494,9 @@ class _Compiler:
             raise self.err(node.func, "only the listed functions can be called, e.g. abs(x)")
         name = node.func.id
         if name not in FUNCTIONS:
-            raise self.err(node.func, f"unknown function '{name}' (functions: {', '.join(sorted(FUNCTIONS))})")
+            raise self.err(
+                node.func, f"unknown function '{name}' (functions: {', '.join(sorted(FUNCTIONS))})"
+            )
         if node.keywords:
             raise self.err(node.keywords[0].value if node.keywords[0].arg else node,
                            f"{name}() takes no keyword arguments")  # fmt: skip
@@ -547,7 +555,9 @@ class _Compiler:
             arity(1)
             x = self.compile(args[0], d)
             if x.kind not in ("str", "list", "null"):
-                raise self.err(args[0], f"{name}() applies to text or list columns; this is {_KIND_WORD[x.kind]}")
+                raise self.err(
+                    args[0], f"{name}() applies to text or list columns; this is {_KIND_WORD[x.kind]}"
+                )
             g = x.fn
             return _C("num", lambda env: _length(g(env)))
         if name in ("contains", "startswith", "endswith"):

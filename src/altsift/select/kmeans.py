@@ -114,7 +114,9 @@ def fit_kmeans(
         pca = faiss.PCAMatrix(train.shape[1], pca_dim)
         pca.train(train)
         model.pca_mean = faiss.vector_to_array(pca.mean).astype(np.float32)
-        model.pca_components = faiss.vector_to_array(pca.A).reshape(-1, train.shape[1])[:pca_dim].astype(np.float32)
+        model.pca_components = (
+            faiss.vector_to_array(pca.A).reshape(-1, train.shape[1])[:pca_dim].astype(np.float32)
+        )
         train = model.transform(train)
     km = faiss.Kmeans(
         train.shape[1],

@@ -87,7 +87,9 @@ class _MixPreset(Preset):
         out: list[str] = []
         for c in cols:
             if pool.has(c):
-                out += check_arch(pool.signals(), c, "l14", o.arch, self.name, "Nguyen et al.'s CLIP filtering")
+                out += check_arch(
+                    pool.signals(), c, "l14", o.arch, self.name, "Nguyen et al.'s CLIP filtering"
+                )
         return out
 
     def _load(self, pool: Pool) -> dict[str, np.ndarray]:
@@ -184,7 +186,9 @@ class MixSyntheticTop(_MixPreset):
         c = self._load(pool)
         t = get_threshold(c["syn_score"], o.fraction)
         keep = _ge(c["syn_score"], t) & c["has_syn"]
-        steps = [_top_step(f"top {o.fraction:g} of {o.synthetic_score}", keep, o.synthetic_score, t, o.fraction)]
+        steps = [
+            _top_step(f"top {o.fraction:g} of {o.synthetic_score}", keep, o.synthetic_score, t, o.fraction)
+        ]
         return self._select(np.zeros_like(keep), keep, c, steps)
 
 
@@ -206,7 +210,11 @@ class MixRawTopSyntheticRest(_MixPreset):
         c = self._load(pool)
         t = get_threshold(c["raw_score"], o.raw_fraction)
         raw_keep = _ge(c["raw_score"], t)
-        steps = [_top_step(f"top {o.raw_fraction:g} of {o.raw_score}: raw", raw_keep, o.raw_score, t, o.raw_fraction)]
+        steps = [
+            _top_step(
+                f"top {o.raw_fraction:g} of {o.raw_score}: raw", raw_keep, o.raw_score, t, o.raw_fraction
+            )
+        ]
         rest = ~raw_keep & c["has_syn"]
         if self.filtered:
             rest &= _ge(c["syn_score"], t)
@@ -232,7 +240,8 @@ class MixRawTopSyntheticRestFiltered(MixRawTopSyntheticRest):
 
 class SynSplitOptions(MixOptions):
     synthetic_fraction: float = _fraction(
-        0.3, "top fraction by synthetic CLIP score that takes its synthetic caption (the mirror of raw_fraction)"
+        0.3,
+        "top fraction by synthetic CLIP score that takes its synthetic caption (the mirror of raw_fraction)",
     )
 
 
@@ -333,7 +342,11 @@ class MixBestOf(_MixPreset):
         if o.threshold is not None:
             t, what, frac = o.threshold, f"best score >= {o.threshold:g}", None
         elif o.fraction is not None:
-            t, what, frac = get_threshold(best, o.fraction), f"top {o.fraction:g} of the best score", o.fraction
+            t, what, frac = (
+                get_threshold(best, o.fraction),
+                f"top {o.fraction:g} of the best score",
+                o.fraction,
+            )
         else:
             raise ConfigError("mix_best_of needs a fraction or a threshold")
         keep = _ge(best, t)
@@ -353,10 +366,14 @@ class RawTopIn1kOptions(TopOptions, ImageBasedOptions):
 
 
 class SynTopIn1kOptions(MixOptions, ImageBasedOptions):
-    fraction: float = _fraction(0.75, "top fraction of the pool by synthetic CLIP score (the paper's row: 75%)")
+    fraction: float = _fraction(
+        0.75, "top fraction of the pool by synthetic CLIP score (the paper's row: 75%)"
+    )
 
 
-def _intersect_in1k(pool: Pool, o: ImageBasedOptions, top: Step, keep: np.ndarray) -> tuple[StepLog, np.ndarray]:
+def _intersect_in1k(
+    pool: Pool, o: ImageBasedOptions, top: Step, keep: np.ndarray
+) -> tuple[StepLog, np.ndarray]:
     """The top step (its threshold computed on the whole pool), then DataComp's image_based filter."""
     log = StepLog(len(pool))
     log.mask &= keep

@@ -51,7 +51,9 @@ class SignalOptions(BaseModel):
 class ModelOptions(SignalOptions):
     """Options shared by every signal that runs a model: where it comes from and how it runs."""
 
-    model: str = Field(..., description="hub id, local checkpoint dir or file, or a name under $ALTSIFT_MODELS_DIR")
+    model: str = Field(
+        ..., description="hub id, local checkpoint dir or file, or a name under $ALTSIFT_MODELS_DIR"
+    )
     backend: str = Field("auto", description="adapter implementation; auto infers it from the checkpoint")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when visible, else cpu")
     precision: Literal["fp32", "fp16", "bf16"] = Field("fp32", description="fp16/bf16 run under autocast")
@@ -60,8 +62,13 @@ class ModelOptions(SignalOptions):
         """The :class:`altsift.models.base.ModelSpec` for ``load_model``."""
         from altsift.models.base import ModelSpec
 
-        return ModelSpec(model=self.model, backend=self.backend, device=self.device, precision=self.precision,
-                         batch_size=self.batch_size)
+        return ModelSpec(
+            model=self.model,
+            backend=self.backend,
+            device=self.device,
+            precision=self.precision,
+            batch_size=self.batch_size,
+        )
 
 
 @dataclass(frozen=True)
@@ -122,7 +129,9 @@ class Signal:
         planned (earlier signals), for signals whose output type follows an input column's type."""
         missing = [c for c in self.output_columns() if c not in self.column_types]
         if missing:
-            raise ConfigError(f"signal '{self.name}' does not declare the type of column(s) {missing} (column_types)")
+            raise ConfigError(
+                f"signal '{self.name}' does not declare the type of column(s) {missing} (column_types)"
+            )
         return {c: self.column_types[c] for c in self.output_columns()}
 
     def required_resources(self) -> Resources:

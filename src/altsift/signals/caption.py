@@ -89,13 +89,15 @@ class CaptionOptions(ModelOptions):
         None, ge=1, description="model input side in px (None: the image processor's; SIEVE: 224)"
     )
     resize: Literal["processor", "squash", "shortest_side"] = Field(
-        "processor", description="squash to size x size (BLIP's processor) or short side to size (open_clip, SIEVE)"
+        "processor",
+        description="squash to size x size (BLIP's processor) or short side to size (open_clip, SIEVE)",
     )
     crop: Literal["processor", "center", "none"] = Field(
-        "processor", description="center crop to size x size after the resize (open_clip / torchvision offsets)"
+        "processor",
+        description="center crop to size x size after the resize (open_clip / torchvision offsets)",
     )
-    interpolation: Literal["processor", "bicubic", "bilinear", "nearest", "lanczos", "box", "hamming"] = Field(
-        "processor", description="PIL resampling filter of the resize"
+    interpolation: Literal["processor", "bicubic", "bilinear", "nearest", "lanczos", "box", "hamming"] = (
+        Field("processor", description="PIL resampling filter of the resize")
     )
     normalize: Literal["processor", "clip", "imagenet", "custom"] = Field(
         "processor", description="mean/std: OpenAI CLIP's, ImageNet's, or image_mean / image_std"
@@ -123,8 +125,10 @@ class CaptionOptions(ModelOptions):
         if not custom and (self.image_mean is not None or self.image_std is not None):
             raise ValueError("image_mean / image_std are only used with normalize: custom")
         if self.resize == "shortest_side" and self.crop == "none":
-            raise ValueError("resize: shortest_side needs crop: center (uncropped images of different shapes "
-                             "cannot be batched)")
+            raise ValueError(
+                "resize: shortest_side needs crop: center (uncropped images of different shapes "
+                "cannot be batched)"
+            )
         return self
 
     def image_options(self) -> dict[str, Any]:
@@ -172,8 +176,10 @@ class CaptionSignal(Signal):
         """Name, size and mtime of each ``from_file`` file: an edited caption file is read again."""
         if not self.options.from_file:  # type: ignore[attr-defined]
             return None
-        return [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns]
-                for p in _expand(self.options.from_file)]  # type: ignore[attr-defined]
+        return [
+            [str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns]
+            for p in _expand(self.options.from_file)
+        ]  # type: ignore[attr-defined]
 
     @property  # type: ignore[override]
     def needs_image(self) -> bool:  # per instance, from options only (the runner probes it before __init__)

@@ -199,7 +199,11 @@ class SieveSignal(Signal):
     name = "sieve"
     Options = SieveOptions
     columns = ("sieve_score", "sieve_mean", "sieve_best_caption")
-    column_types = {"sieve_score": pa.float64(), "sieve_mean": pa.float64(), "sieve_best_caption": pa.string()}
+    column_types = {
+        "sieve_score": pa.float64(),
+        "sieve_mean": pa.float64(),
+        "sieve_best_caption": pa.string(),
+    }
     resources = Resources(cpus=1, gpus=0.5, memory_gb=1)
     requires = ("caption",)
     needs_image = False

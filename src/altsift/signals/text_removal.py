@@ -124,7 +124,9 @@ class TextRemovalOptions(ModelOptions):
     punct_split: bool = True
     random_baselines: bool = True
     random_source: Literal["shifted", "batch"] = "shifted"
-    shift_tries: int = 8  # candidate placements per polygon for random_source=shifted (least text overlap wins)
+    shift_tries: int = (
+        8  # candidate placements per polygon for random_source=shifted (least text overlap wins)
+    )
     seed: int = 42
     not_applicable: Literal["null", "zero"] = "null"
     max_side: int | None = None  # downscale (image and polygons) before inpainting; None = source size
