@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from altsift.io.images import decode_image
+from altsift.io.schema import BASE_TYPES
 from altsift.io.shards import (
     SHARD_ERROR_KINDS,
     STATUS_CODES,
@@ -40,17 +41,7 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 )
 LIMITS = ReadLimits(max_member_bytes=64 * 1024, max_sample_bytes=96 * 1024, max_header_bytes=8192)
-TYPES = {
-    "uid": pa.string(),
-    "uid_derived": pa.bool_(),
-    "key": pa.string(),
-    "shard": pa.string(),
-    "text": pa.string(),
-    "status": pa.string(),
-    "error": pa.string(),
-    "original_width": pa.int64(),
-    "original_height": pa.int64(),
-}
+TYPES = BASE_TYPES  # the score table's base columns, as the pipeline declares them
 
 
 def _base_shard() -> bytes:
