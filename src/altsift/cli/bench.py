@@ -61,6 +61,12 @@ def mini(
         None,
         help="Clean test sizes ZS,BINDING,RETRIEVAL,PROBE (default 960,1000,1000,300; halved with --quick).",
     ),
+    hard_negatives: bool | None = typer.Option(
+        None,
+        "--hard-negatives/--no-hard-negatives",
+        help="Train every strategy's CLIP with rule-made hard negative captions (colour/shape swaps and "
+        "replacements, NegCLIP); default: see docs/mini.md.",
+    ),
 ) -> None:
     """Generate a noisy pool, score it, select with every strategy, train a fresh tiny CLIP per subset
     with the same budget, and report zero-shot / binding accuracy and retrieval R@1 on clean test sets.
@@ -78,6 +84,7 @@ def mini(
         ("batch_size", batch_size),
         ("clip_model", clip_model),
         ("captioner_model", captioner_model),
+        ("hard_negatives", hard_negatives),
     ):
         if v is not None:
             setattr(cfg, k, v)

@@ -433,6 +433,8 @@ class BenchConfig:
     greedy: bool = True
     #: clean test set sizes: zero-shot, binding, retrieval, text probe
     test_sizes: tuple[int, int, int, int] = (960, 1000, 1000, 300)
+    #: train every strategy's CLIP with rule-made hard negative captions (NegCLIP; ``altsift.mini.negatives``)
+    hard_negatives: bool = False
 
     @classmethod
     def quick(cls) -> BenchConfig:
@@ -518,7 +520,8 @@ def run_bench(
             rows.append(row)
             continue
         for seed in cfg.seeds:
-            tcfg = TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, seed=seed, eval_at=eval_at)
+            tcfg = TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, seed=seed, eval_at=eval_at,
+                               hard_negatives=cfg.hard_negatives)
             res = train_clip(
                 pool.images[idx],
                 [sub.captions[i] for i in idx],
@@ -665,7 +668,8 @@ def to_markdown(result: dict[str, Any]) -> str:
     )
     lines = [
         f"Pool {c['pool_size']} pairs (seed {c['pool_seed']}, shares {c['noise_shares']}), fraction {c['fraction']}, "
-        f"fresh tiny CLIP per subset: {c['steps']} steps x batch {c['batch_size']}; {spread}. "
+        f"fresh tiny CLIP per subset: {c['steps']} steps x batch {c['batch_size']}"
+        f"{', hard negative captions' if c.get('hard_negatives') else ''}; {spread}. "
         f"OCR: {result['ocr']}. Scoring {result['score_seconds']} s, total {result['total_seconds']} s.",
         "",
         "| strategy | size | raw faithful | raw vague | raw wrong | raw parrot | synthetic | parrots kept | "

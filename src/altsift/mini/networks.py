@@ -150,12 +150,16 @@ class TinyCLIP(nn.Module):
     def encode_text(self, ids: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.text(ids), dim=-1)
 
-    def loss(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        """Symmetric InfoNCE over the batch."""
-        img, txt = self.encode_image(x), self.encode_text(ids)
+    def loss(self, x: torch.Tensor, ids: torch.Tensor, neg_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Symmetric InfoNCE over the batch. ``neg_ids`` (hard negative captions, NegCLIP) are extra text
+        columns of the image->text softmax only; the text->image direction is unchanged."""
+        n = len(x)
+        img = self.encode_image(x)
+        all_ids = ids if neg_ids is None or len(neg_ids) == 0 else torch.cat([ids, neg_ids])
+        txt = self.encode_text(all_ids)
         logits = self.logit_scale.clamp(max=math.log(100)).exp() * img @ txt.t()
-        target = torch.arange(len(x))
-        return (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2
+        target = torch.arange(n)
+        return (F.cross_entropy(logits, target) + F.cross_entropy(logits[:, :n].t(), target)) / 2
 
 
 class TinyCaptioner(nn.Module):
