@@ -82,7 +82,9 @@ def test_loss_adds_negatives_as_image_to_text_columns_only():
     tok = Tokenizer(m.cfg.vocab, m.cfg.max_len)
     x = torch.randn(3, 3, 48, 48)
     ids = torch.as_tensor(tok.encode([TWO, "a small green star on noise", "buy zuze"]))
-    neg = torch.as_tensor(tok.encode(["a big blue circle and a small red square on stripes", "a small red star on noise"]))
+    neg = torch.as_tensor(
+        tok.encode(["a big blue circle and a small red square on stripes", "a small red star on noise"])
+    )
     with torch.no_grad():
         img, txt, ntxt = m.encode_image(x), m.encode_text(ids), m.encode_text(neg)
         scale = m.logit_scale.exp()
@@ -103,7 +105,12 @@ def test_loss_adds_negatives_as_image_to_text_columns_only():
 def test_train_clip_with_hard_negatives_is_seeded_and_differs_from_plain():
     pool = W.make_pool(40, W.PRESET_SHARES["noisy"], seed=5)
     mcfg = MiniConfig(kind="clip", **SMALL)
-    run = lambda hn: train_clip(pool.images, pool.texts, TrainConfig(steps=3, batch_size=16, seed=1, hard_negatives=hn), mcfg)  # noqa: E731
+
+    def run(hn: bool):
+        return train_clip(
+            pool.images, pool.texts, TrainConfig(steps=3, batch_size=16, seed=1, hard_negatives=hn), mcfg
+        )
+
     a, b, plain = run(True), run(True), run(False)
     assert a.losses == b.losses
     assert a.losses[0] != pytest.approx(plain.losses[0])

@@ -520,8 +520,13 @@ def run_bench(
             rows.append(row)
             continue
         for seed in cfg.seeds:
-            tcfg = TrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, seed=seed, eval_at=eval_at,
-                               hard_negatives=cfg.hard_negatives)
+            tcfg = TrainConfig(
+                steps=cfg.steps,
+                batch_size=cfg.batch_size,
+                seed=seed,
+                eval_at=eval_at,
+                hard_negatives=cfg.hard_negatives,
+            )
             res = train_clip(
                 pool.images[idx],
                 [sub.captions[i] for i in idx],
