@@ -36,7 +36,7 @@ import pandas as pd
 from altsift.errors import ConfigError
 from altsift.mini import world as W
 from altsift.mini.eval import caption_metrics, evaluate, text_probe
-from altsift.mini.networks import save_checkpoint
+from altsift.mini.networks import MiniConfig, save_checkpoint
 from altsift.mini.train import TrainConfig, train_captioner, train_clip
 from altsift.models.base import GenerationOptions, ModelSpec, load_model
 from altsift.select.core import SelectRequest, run_selection, write_selection
@@ -435,6 +435,9 @@ class BenchConfig:
     test_sizes: tuple[int, int, int, int] = (960, 1000, 1000, 300)
     #: train every strategy's CLIP with rule-made hard negative captions (NegCLIP; ``altsift.mini.negatives``)
     hard_negatives: bool = False
+    #: std of the per-strategy CLIPs' initial text position embeddings (``MiniConfig.pos_init_std``): 1.0 lets
+    #: them learn word order, so binding is learnable; the shipped scoring models keep 0.02
+    text_pos_init: float = 1.0
 
     @classmethod
     def quick(cls) -> BenchConfig:
@@ -531,6 +534,7 @@ def run_bench(
                 pool.images[idx],
                 [sub.captions[i] for i in idx],
                 tcfg,
+                MiniConfig(kind="clip", pos_init_std=cfg.text_pos_init),
                 evaluate=lambda m: evaluate(MiniClipEncoder(m, "cpu", "fp32", 512), tests),
             )
             pr = text_probe(MiniClipEncoder(res.model, "cpu", "fp32", 512), probe, list(W.WORDS))
@@ -674,7 +678,8 @@ def to_markdown(result: dict[str, Any]) -> str:
     lines = [
         f"Pool {c['pool_size']} pairs (seed {c['pool_seed']}, shares {c['noise_shares']}), fraction {c['fraction']}, "
         f"fresh tiny CLIP per subset: {c['steps']} steps x batch {c['batch_size']}"
-        f"{', hard negative captions' if c.get('hard_negatives') else ''}; {spread}. "
+        f"{', hard negative captions' if c.get('hard_negatives') else ''}, text position init std "
+        f"{c.get('text_pos_init', 0.02)}; {spread}. "
         f"OCR: {result['ocr']}. Scoring {result['score_seconds']} s, total {result['total_seconds']} s.",
         "",
         "| strategy | size | raw faithful | raw vague | raw wrong | raw parrot | synthetic | parrots kept | "

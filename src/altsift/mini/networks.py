@@ -44,6 +44,10 @@ class MiniConfig:
     text_ff: int = 256
     max_len: int = 16
     gru_hidden: int = 256
+    #: std of the text tower's initial position embeddings. The token embeddings start at std 1 (PyTorch's
+    #: default), so at 0.02 (the shipped checkpoints) word order is almost invisible after the first
+    #: LayerNorm and the text tower stays a bag of words; 1.0 puts order on the same scale (docs/mini.md)
+    pos_init_std: float = 0.02
     vocab: list[str] = field(default_factory=vocabulary)
 
 
@@ -116,7 +120,7 @@ class TextTower(nn.Module):
     def __init__(self, cfg: MiniConfig) -> None:
         super().__init__()
         self.tok = nn.Embedding(len(cfg.vocab), cfg.text_width, padding_idx=0)
-        self.pos = nn.Parameter(torch.randn(cfg.max_len, cfg.text_width) * 0.02)
+        self.pos = nn.Parameter(torch.randn(cfg.max_len, cfg.text_width) * cfg.pos_init_std)
         layer = nn.TransformerEncoderLayer(
             cfg.text_width, cfg.text_heads, cfg.text_ff, dropout=0.0, batch_first=True, norm_first=True
         )
