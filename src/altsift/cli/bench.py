@@ -36,7 +36,9 @@ def mini(
     ),
     steps: int | None = typer.Option(None, help="Training steps per strategy (default 80; 50 with --quick)."),
     batch_size: int | None = typer.Option(None, help="Training batch (default 128; 64 with --quick)."),
-    eval_at: str | None = typer.Option(None, help="Comma-separated steps to evaluate at (default 40,80)."),
+    eval_at: str | None = typer.Option(
+        None, help="Comma-separated steps to evaluate at (default 80; 25,50 with --quick)."
+    ),
     fraction: float = typer.Option(0.3, help="Fraction kept by the top-fraction strategies."),
     seeds: str | None = typer.Option(
         None, help="Comma-separated training seeds (default 0,1,2; 0 with --quick); tables report mean ± sd."

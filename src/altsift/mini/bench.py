@@ -417,7 +417,8 @@ class BenchConfig:
     pool_size: int = 6000
     steps: int = 80
     batch_size: int = 128
-    eval_at: tuple[int, ...] = (40, 80)
+    #: steps at which to evaluate (one evaluation: ~10% of a training's time; ``--eval-at 40,80`` for a curve)
+    eval_at: tuple[int, ...] = (80,)
     fraction: float = 0.3
     #: training seeds: each trains a fresh CLIP per subset (init and batch order); the pool is one (pool_seed)
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -433,8 +434,9 @@ class BenchConfig:
     greedy: bool = True
     #: clean test set sizes: zero-shot, binding, retrieval, text probe
     test_sizes: tuple[int, int, int, int] = (960, 1000, 1000, 300)
-    #: train every strategy's CLIP with rule-made hard negative captions (NegCLIP; ``altsift.mini.negatives``)
-    hard_negatives: bool = False
+    #: train every strategy's CLIP with rule-made hard negative captions (NegCLIP; ``altsift.mini.negatives``);
+    #: measured: binding of the oracle subset 0.672 vs 0.632 without, no filter 0.557 vs 0.562 (docs/mini.md)
+    hard_negatives: bool = True
     #: std of the per-strategy CLIPs' initial text position embeddings (``MiniConfig.pos_init_std``): 1.0 lets
     #: them learn word order, so binding is learnable; the shipped scoring models keep 0.02
     text_pos_init: float = 1.0
@@ -629,6 +631,7 @@ CLAIMS: tuple[tuple[str, str, str, str, int], ...] = (
      "mix_raw_top_synthetic_rest_filtered_greedy", "clip_top", "i2t_r1", 1),
     ("Parrot: CLIP-score filtering alone still teaches text spotting (probe gap vs CoTR=0 at the same threshold)",
      "clip_top", "cotr0_clip_top", "probe_gap", 1),
+    ("DataComp: CLIP-score filtering beats no filtering (binding)", "clip_top", "no_filter", "binding_acc", 1),
     ("Eval sanity: the oracle-filtered subset beats no filter (retrieval)", "oracle_faithful", "no_filter",
      "i2t_r1", 1),
     ("Eval sanity: the oracle-filtered subset beats no filter (zero-shot)", "oracle_faithful", "no_filter", "zs_acc", 1),
