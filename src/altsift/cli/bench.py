@@ -36,7 +36,9 @@ def mini(
     ),
     steps: int | None = typer.Option(None, help="Training steps per strategy (default 80; 50 with --quick)."),
     batch_size: int | None = typer.Option(None, help="Training batch (default 128; 64 with --quick)."),
-    eval_at: str | None = typer.Option(None, help="Comma-separated steps to evaluate at (default 40,80)."),
+    eval_at: str | None = typer.Option(
+        None, help="Comma-separated steps to evaluate at (default 80; 25,50 with --quick)."
+    ),
     fraction: float = typer.Option(0.3, help="Fraction kept by the top-fraction strategies."),
     seeds: str | None = typer.Option(
         None, help="Comma-separated training seeds (default 0,1,2; 0 with --quick); tables report mean ± sd."
@@ -61,6 +63,17 @@ def mini(
         None,
         help="Clean test sizes ZS,BINDING,RETRIEVAL,PROBE (default 960,1000,1000,300; halved with --quick).",
     ),
+    hard_negatives: bool | None = typer.Option(
+        None,
+        "--hard-negatives/--no-hard-negatives",
+        help="Train every strategy's CLIP with rule-made hard negative captions (colour/shape swaps and "
+        "replacements, NegCLIP); default: see docs/mini.md.",
+    ),
+    text_pos_init: float | None = typer.Option(
+        None,
+        help="Std of the trained CLIPs' initial text position embeddings (default 1.0; 0.02 = the shipped "
+        "models' init, under which the text tower ignores word order).",
+    ),
 ) -> None:
     """Generate a noisy pool, score it, select with every strategy, train a fresh tiny CLIP per subset
     with the same budget, and report zero-shot / binding accuracy and retrieval R@1 on clean test sets.
@@ -78,6 +91,8 @@ def mini(
         ("batch_size", batch_size),
         ("clip_model", clip_model),
         ("captioner_model", captioner_model),
+        ("hard_negatives", hard_negatives),
+        ("text_pos_init", text_pos_init),
     ):
         if v is not None:
             setattr(cfg, k, v)

@@ -44,6 +44,10 @@ class MiniConfig:
     text_ff: int = 256
     max_len: int = 16
     gru_hidden: int = 256
+    #: std of the text tower's initial position embeddings. The token embeddings start at std 1 (PyTorch's
+    #: default), so at 0.02 (the shipped checkpoints) word order is almost invisible after the first
+    #: LayerNorm and the text tower stays a bag of words; 1.0 puts order on the same scale (docs/mini.md)
+    pos_init_std: float = 0.02
     vocab: list[str] = field(default_factory=vocabulary)
 
 
@@ -116,7 +120,7 @@ class TextTower(nn.Module):
     def __init__(self, cfg: MiniConfig) -> None:
         super().__init__()
         self.tok = nn.Embedding(len(cfg.vocab), cfg.text_width, padding_idx=0)
-        self.pos = nn.Parameter(torch.randn(cfg.max_len, cfg.text_width) * 0.02)
+        self.pos = nn.Parameter(torch.randn(cfg.max_len, cfg.text_width) * cfg.pos_init_std)
         layer = nn.TransformerEncoderLayer(
             cfg.text_width, cfg.text_heads, cfg.text_ff, dropout=0.0, batch_first=True, norm_first=True
         )
@@ -150,12 +154,16 @@ class TinyCLIP(nn.Module):
     def encode_text(self, ids: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.text(ids), dim=-1)
 
-    def loss(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        """Symmetric InfoNCE over the batch."""
-        img, txt = self.encode_image(x), self.encode_text(ids)
+    def loss(self, x: torch.Tensor, ids: torch.Tensor, neg_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Symmetric InfoNCE over the batch. ``neg_ids`` (hard negative captions, NegCLIP) are extra text
+        columns of the image->text softmax only; the text->image direction is unchanged."""
+        n = len(x)
+        img = self.encode_image(x)
+        all_ids = ids if neg_ids is None or len(neg_ids) == 0 else torch.cat([ids, neg_ids])
+        txt = self.encode_text(all_ids)
         logits = self.logit_scale.clamp(max=math.log(100)).exp() * img @ txt.t()
-        target = torch.arange(len(x))
-        return (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2
+        target = torch.arange(n)
+        return (F.cross_entropy(logits, target) + F.cross_entropy(logits[:, :n].t(), target)) / 2
 
 
 class TinyCaptioner(nn.Module):

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from altsift.mini.negatives import NegativeSampler
 from altsift.mini.networks import (
     MiniConfig,
     TinyCaptioner,
@@ -38,6 +39,9 @@ class TrainConfig:
     seed: int = 0
     eval_at: Sequence[int] = ()
     log_every: int = 25
+    #: CLIP only: add one rule-made hard negative caption per training caption to the image->text softmax
+    #: (NegCLIP; see ``altsift.mini.negatives``)
+    hard_negatives: bool = False
 
 
 @dataclass
@@ -74,6 +78,7 @@ def _fit(
     cfg: TrainConfig,
     evaluate: Callable[[Any], dict[str, float]] | None,
     name: str,
+    negatives: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> TrainResult:
     if len(images) == 0:
         raise ValueError("cannot train on an empty subset")
@@ -89,7 +94,11 @@ def _fit(
     for step in range(1, cfg.steps + 1):
         t0 = time.perf_counter()
         idx = next(batches)
-        loss = model.loss(images_to_tensor(imgs[idx]), tok[idx])
+        if negatives is None:
+            loss = model.loss(images_to_tensor(imgs[idx]), tok[idx])
+        else:
+            neg = torch.as_tensor(negatives(idx.numpy()))
+            loss = model.loss(images_to_tensor(imgs[idx]), tok[idx], neg)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -118,12 +127,21 @@ def train_clip(
     model_cfg: MiniConfig | None = None,
     evaluate: Callable[[TinyCLIP], dict[str, float]] | None = None,
 ) -> TrainResult:
-    """Train a fresh ``TinyCLIP`` on (images, texts) with symmetric InfoNCE."""
+    """Train a fresh ``TinyCLIP`` on (images, texts) with symmetric InfoNCE (plus, with
+    ``cfg.hard_negatives``, one rule-made negative caption per caption in the image->text softmax)."""
     mcfg = model_cfg or MiniConfig(kind="clip")
     torch.manual_seed(cfg.seed)
     model = build_model(mcfg)
-    ids = Tokenizer(mcfg.vocab, mcfg.max_len).encode(texts)
-    return _fit(model, images, ids, cfg, evaluate, "clip")
+    tokenizer = Tokenizer(mcfg.vocab, mcfg.max_len)
+    ids = tokenizer.encode(texts)
+    negatives = None
+    if cfg.hard_negatives:
+        sampler = NegativeSampler(list(texts), seed=cfg.seed)
+
+        def negatives(idx: np.ndarray) -> np.ndarray:
+            return tokenizer.encode(sampler.sample(idx))
+
+    return _fit(model, images, ids, cfg, evaluate, "clip", negatives)
 
 
 def train_captioner(
