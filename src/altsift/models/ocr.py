@@ -175,6 +175,9 @@ class RapidOCRSpotter(PolygonSpotter):
         second_pass_max_area: float = 0.5,
         min_chars: int = 2,
         det_min_side: int = 0,
+        det_max_upscale: float = 1.0,
+        rec_min_width: int = 320,
+        rec_pad_slack: float = 0.0,
     ) -> None:
         from rapidocr_onnxruntime import RapidOCR
 
@@ -187,6 +190,8 @@ class RapidOCRSpotter(PolygonSpotter):
         self.second_pass, self.second_pass_scale = bool(second_pass), float(second_pass_scale)
         self.second_pass_low, self.second_pass_max_area = float(second_pass_low), float(second_pass_max_area)
         self.min_chars, self.det_min_side = int(min_chars), int(det_min_side)
+        self.det_max_upscale = max(1.0, float(det_max_upscale))
+        self.rec_min_width, self.rec_pad_slack = max(8, int(rec_min_width)), max(0.0, float(rec_pad_slack))
         kwargs: dict[str, Any] = {
             "det_limit_side_len": 100_000,  # altsift resizes; the engine's own "max" rule must not
             "det_limit_type": "max",
@@ -211,7 +216,7 @@ class RapidOCRSpotter(PolygonSpotter):
     def det_scale(self, width: int, height: int) -> float:
         """Factor applied to the image before detection."""
         if self.det_limit_type == "max":
-            s = min(1.0, self.det_limit_side_len / max(width, height, 1))
+            s = min(self.det_max_upscale, self.det_limit_side_len / max(width, height, 1))
             return max(s, self.det_min_side / max(min(width, height), 1))  # small text in wide images
         return self.det_limit_side_len / max(min(width, height), 1)
 
@@ -273,6 +278,41 @@ class RapidOCRSpotter(PolygonSpotter):
             found += [b / np.float32(s2) + np.float32([x0, y0]) for b in sub]
         return found
 
+    def _recognize(self, engine: Any, crops: list[np.ndarray], words: bool) -> list[tuple[Any, ...]]:
+        """The recogniser on ``crops``, batched by width with little padding.
+
+        RapidOCR pads every crop of a batch of 6 to the widest one and to at least 320 px (height 48);
+        the recogniser's cost is linear in batch x width, so a short word padded to a long line's width
+        costs several times its own. Here crops are sorted by width (at least ``rec_min_width``) and a
+        batch grows only while its padded width stays within ``1 + rec_pad_slack`` of its crops' own.
+        """
+        rec = engine.text_rec
+        img_h = int(rec.rec_image_shape[1])
+        widths = [max(self.rec_min_width, int(np.ceil(img_h * c.shape[1] / max(c.shape[0], 1)))) for c in crops]
+        order = sorted(range(len(crops)), key=lambda i: widths[i])
+        batches: list[list[int]] = []
+        for i in order:
+            b = batches[-1] if batches else None
+            if (
+                b is not None
+                and len(b) < rec.rec_batch_num
+                and (len(b) + 1) * widths[i] <= (1 + self.rec_pad_slack) * (sum(widths[j] for j in b) + widths[i])
+            ):
+                b.append(i)
+            else:
+                batches.append([i])
+        out: list[Any] = [("", 0.0)] * len(crops)
+        for b in batches:
+            max_ratio = max(widths[i] for i in b) / img_h
+            x = np.stack([rec.resize_norm_img(crops[i], max_ratio) for i in b]).astype(np.float32)
+            ratios = [crops[i].shape[1] / max(crops[i].shape[0], 1) for i in b]
+            res = rec.postprocess_op(
+                rec.session(x)[0], words, wh_ratio_list=ratios, max_wh_ratio=max_ratio
+            )
+            for i, r in zip(b, res, strict=True):
+                out[i] = r
+        return out
+
     def _run(self, engine: Any, image: Image.Image) -> list[tuple[Any, ...]]:
         import cv2
 
@@ -307,7 +347,7 @@ class RapidOCRSpotter(PolygonSpotter):
         if self.use_cls:
             crops, _, _ = engine.text_cls(crops)
         words = self.box_level == "word"
-        rec, _ = engine.text_rec(crops, words)
+        rec = self._recognize(engine, crops, words)
         if words:
             rec = engine.cal_rec_boxes(crops, list(arr), rec)
         scale = np.float32([1.0, 1.0]) if self.rec_on_source else np.float32([1 / sx, 1 / sy])
@@ -441,7 +481,8 @@ def make_spotter(backend: str, model: str, options: dict[str, Any]) -> TextSpott
         keys = (
             "det_limit_side_len", "det_limit_type", "threads", "workers", "min_score", "use_cls", "box_level",
             "rec_on_source", "box_thresh", "unclip_ratio", "det_thresh", "second_pass", "second_pass_scale",
-            "second_pass_low", "second_pass_max_area", "min_chars", "det_min_side",
+            "second_pass_low", "second_pass_max_area", "min_chars", "det_min_side", "det_max_upscale",
+            "rec_min_width", "rec_pad_slack",
         )  # fmt: skip
         return RapidOCRSpotter(model=model, **{k: v for k, v in options.items() if k in keys})
     if backend == "tesseract":

@@ -41,6 +41,9 @@ class OCROptions(SignalOptions):
     second_pass_max_area: float = 0.5
     min_chars: int = 2  # rapidocr: letters/digits a line needs
     det_min_side: int = 0  # rapidocr, det_limit_type=max: the short side is at least this (0: off)
+    det_max_upscale: float = 1.0  # rapidocr, det_limit_type=max: upscale small images up to this factor
+    rec_min_width: int = 320  # rapidocr: recogniser input width floor (RapidOCR: 320 at height 48)
+    rec_pad_slack: float = 0.0  # rapidocr: padding a recogniser batch may add over its crops' widths
     psm: int = 3
     crowded_words: int = 100
 
