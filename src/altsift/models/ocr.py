@@ -178,6 +178,7 @@ class RapidOCRSpotter(PolygonSpotter):
         det_max_upscale: float = 1.0,
         rec_min_width: int = 320,
         rec_pad_slack: float = 0.0,
+        ort_arena: bool = False,
     ) -> None:
         from rapidocr_onnxruntime import RapidOCR
 
@@ -211,6 +212,8 @@ class RapidOCRSpotter(PolygonSpotter):
             e.text_det.postprocess_op.unclip_ratio = float(unclip_ratio)
             e.text_det.postprocess_op.thresh = float(det_thresh)
             e.text_det.get_preprocess = _no_resize(e.text_det)
+            if ort_arena:
+                _arena_sessions(e, int(threads))
         self._pool = ThreadPoolExecutor(len(self._engines)) if len(self._engines) > 1 else None
 
     def det_scale(self, width: int, height: int) -> float:
@@ -395,6 +398,28 @@ class RapidOCRSpotter(PolygonSpotter):
         return out
 
 
+def _arena_sessions(engine: Any, threads: int) -> None:
+    """Rebuild the engine's ONNX sessions with onnxruntime's CPU memory arena on (RapidOCR turns it off).
+
+    The detector and recogniser see a new input shape at nearly every call; without the arena each
+    call allocates its buffers afresh (about 13% of the OCR time on the hard set). Same graphs, same
+    outputs; memory stays with the session between calls.
+    """
+    import onnxruntime as ort
+
+    for holder in (engine.text_det.infer, engine.text_rec.session, engine.text_cls.infer):
+        old = holder.session
+        path = getattr(old, "_model_path", None)
+        if not path:
+            continue
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 4
+        opts.enable_cpu_mem_arena = True
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads, opts.inter_op_num_threads = max(1, threads), 1
+        holder.session = ort.InferenceSession(path, sess_options=opts, providers=old.get_providers())
+
+
 def _no_resize(det: Any) -> Any:
     """RapidOCR's detector pre-processing without its own resize rule (altsift resized already)."""
     from rapidocr_onnxruntime.ch_ppocr_det.utils import DetPreProcess
@@ -482,7 +507,7 @@ def make_spotter(backend: str, model: str, options: dict[str, Any]) -> TextSpott
             "det_limit_side_len", "det_limit_type", "threads", "workers", "min_score", "use_cls", "box_level",
             "rec_on_source", "box_thresh", "unclip_ratio", "det_thresh", "second_pass", "second_pass_scale",
             "second_pass_low", "second_pass_max_area", "min_chars", "det_min_side", "det_max_upscale",
-            "rec_min_width", "rec_pad_slack",
+            "rec_min_width", "rec_pad_slack", "ort_arena",
         )  # fmt: skip
         return RapidOCRSpotter(model=model, **{k: v for k, v in options.items() if k in keys})
     if backend == "tesseract":

@@ -44,6 +44,7 @@ class OCROptions(SignalOptions):
     det_max_upscale: float = 1.0  # rapidocr, det_limit_type=max: upscale small images up to this factor
     rec_min_width: int = 320  # rapidocr: recogniser input width floor (RapidOCR: 320 at height 48)
     rec_pad_slack: float = 0.0  # rapidocr: padding a recogniser batch may add over its crops' widths
+    ort_arena: bool = False  # rapidocr: onnxruntime's CPU memory arena (RapidOCR turns it off)
     psm: int = 3
     crowded_words: int = 100
 
