@@ -111,6 +111,30 @@ def split_line(
     return out
 
 
+def width_batches(widths: Sequence[int], max_batch: int, slack: float) -> list[list[int]]:
+    """Group indices of ``widths`` into recogniser batches, narrowest first.
+
+    A batch is padded to its widest member, so a crop joins the current batch only while
+    ``len(batch) * widest <= (1 + slack) * sum(widths in batch)`` and the batch holds fewer than
+    ``max_batch`` crops; otherwise it starts a new batch.
+    """
+    batches: list[list[int]] = []
+    total = 0
+    for i in sorted(range(len(widths)), key=lambda j: widths[j]):
+        b = batches[-1] if batches else None
+        if (
+            b is not None
+            and len(b) < max_batch
+            and (len(b) + 1) * widths[i] <= (1 + slack) * (total + widths[i])
+        ):
+            b.append(i)
+            total += widths[i]
+        else:
+            batches.append([i])
+            total = widths[i]
+    return batches
+
+
 class PolygonSpotter:
     """Base for spotters: subclasses implement :meth:`predict`; ``spot`` adds filtering and ordering."""
 
@@ -136,10 +160,12 @@ class RapidOCRSpotter(PolygonSpotter):
     """RapidOCR (PP-OCRv4 ONNX). ``workers`` engines run images in parallel threads (ORT frees the GIL).
 
     altsift drives RapidOCR's stages itself (detector, angle classifier, recogniser):
-      - the detector sees the image resized by ``det_limit_side_len``/``det_limit_type``: ``max`` caps
-        the long side (never upscales), ``min`` scales the short side to the value (RapidOCR's default
-        is min 736). RapidOCR 1.4.4 itself ignores a ``max`` cap below 1500 px for images up to
-        1500 px (it raises the limit to 960/1500/2000 by image size), so altsift resizes first;
+      - the detector sees the image resized by ``det_limit_side_len``/``det_limit_type``: ``max``
+        scales the long side to the value, downscaling large images and upscaling small ones by at most
+        ``det_max_upscale`` (1: never upscale), with the short side at least ``det_min_side`` (small
+        text in wide images); ``min`` scales the short side to the value (RapidOCR's default is min
+        736). RapidOCR 1.4.4 itself ignores a ``max`` cap below 1500 px for images up to 1500 px (it
+        raises the limit to 960/1500/2000 by image size), so altsift resizes first;
       - ``rec_on_source`` (default): text lines are cropped from the *source* image for the angle
         classifier and the recogniser, so small text keeps its pixels even when the detector ran on a
         downscaled image (``False``: crop the detector's image, as RapidOCR does);
@@ -149,6 +175,9 @@ class RapidOCRSpotter(PolygonSpotter):
         (:meth:`_second_pass`, small or faint text);
       - ``det_thresh`` / ``box_thresh`` / ``unclip_ratio``: DBNet post-processing (pixel threshold of
         the probability map, mean probability a box needs, box growth; RapidOCR: 0.3 / 0.5 / 1.6).
+      - the recogniser runs on crops batched by width (:func:`width_batches`, ``rec_min_width``,
+        ``rec_pad_slack``) instead of RapidOCR's batches of 6 padded to the widest crop and 320 px;
+      - ``ort_arena``: the ONNX sessions are rebuilt with onnxruntime's CPU memory arena on.
     ``threads`` is onnxruntime's intra-op threads per engine; one thread per worker scales best.
     ``box_level``: ``word`` (default) splits each detected line into word boxes with the recogniser's
     character positions (:func:`split_line`), so Co-Emb. removal can inpaint single words; ``line``
@@ -158,7 +187,7 @@ class RapidOCRSpotter(PolygonSpotter):
     def __init__(
         self,
         model: str = "PP-OCRv4",
-        det_limit_side_len: int = 640,
+        det_limit_side_len: int = 704,
         det_limit_type: str = "max",
         threads: int = 1,
         workers: int = 1,
@@ -174,11 +203,11 @@ class RapidOCRSpotter(PolygonSpotter):
         second_pass_low: float = 0.05,
         second_pass_max_area: float = 0.5,
         min_chars: int = 2,
-        det_min_side: int = 0,
-        det_max_upscale: float = 1.0,
-        rec_min_width: int = 320,
-        rec_pad_slack: float = 0.0,
-        ort_arena: bool = False,
+        det_min_side: int = 480,
+        det_max_upscale: float = 2.0,
+        rec_min_width: int = 64,
+        rec_pad_slack: float = 0.1,
+        ort_arena: bool = True,
     ) -> None:
         from rapidocr_onnxruntime import RapidOCR
 
@@ -217,7 +246,7 @@ class RapidOCRSpotter(PolygonSpotter):
         self._pool = ThreadPoolExecutor(len(self._engines)) if len(self._engines) > 1 else None
 
     def det_scale(self, width: int, height: int) -> float:
-        """Factor applied to the image before detection."""
+        """Factor applied to the image before detection (``det_min_side`` wins over ``det_max_upscale``)."""
         if self.det_limit_type == "max":
             s = min(self.det_max_upscale, self.det_limit_side_len / max(width, height, 1))
             return max(s, self.det_min_side / max(min(width, height), 1))  # small text in wide images
@@ -291,27 +320,16 @@ class RapidOCRSpotter(PolygonSpotter):
         """
         rec = engine.text_rec
         img_h = int(rec.rec_image_shape[1])
-        widths = [max(self.rec_min_width, int(np.ceil(img_h * c.shape[1] / max(c.shape[0], 1)))) for c in crops]
-        order = sorted(range(len(crops)), key=lambda i: widths[i])
-        batches: list[list[int]] = []
-        for i in order:
-            b = batches[-1] if batches else None
-            if (
-                b is not None
-                and len(b) < rec.rec_batch_num
-                and (len(b) + 1) * widths[i] <= (1 + self.rec_pad_slack) * (sum(widths[j] for j in b) + widths[i])
-            ):
-                b.append(i)
-            else:
-                batches.append([i])
+        widths = [
+            max(self.rec_min_width, int(np.ceil(img_h * c.shape[1] / max(c.shape[0], 1)))) for c in crops
+        ]
+        batches = width_batches(widths, int(rec.rec_batch_num), self.rec_pad_slack)
         out: list[Any] = [("", 0.0)] * len(crops)
         for b in batches:
             max_ratio = max(widths[i] for i in b) / img_h
             x = np.stack([rec.resize_norm_img(crops[i], max_ratio) for i in b]).astype(np.float32)
             ratios = [crops[i].shape[1] / max(crops[i].shape[0], 1) for i in b]
-            res = rec.postprocess_op(
-                rec.session(x)[0], words, wh_ratio_list=ratios, max_wh_ratio=max_ratio
-            )
+            res = rec.postprocess_op(rec.session(x)[0], words, wh_ratio_list=ratios, max_wh_ratio=max_ratio)
             for i, r in zip(b, res, strict=True):
                 out[i] = r
         return out

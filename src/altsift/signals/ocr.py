@@ -14,6 +14,7 @@ from typing import Literal
 import cv2
 import numpy as np
 import pyarrow as pa
+from pydantic import Field
 
 from altsift.models.base import TextBox
 from altsift.models.ocr import count_words, make_spotter
@@ -25,7 +26,7 @@ class OCROptions(SignalOptions):
     backend: str = "rapidocr"
     model: str = "PP-OCRv4"
     min_score: float = 0.5
-    det_limit_side_len: int = 640
+    det_limit_side_len: int = 704
     det_limit_type: Literal["max", "min"] = "max"
     threads: int = 1
     workers: int = 1
@@ -40,11 +41,11 @@ class OCROptions(SignalOptions):
     second_pass_low: float = 0.05
     second_pass_max_area: float = 0.5
     min_chars: int = 2  # rapidocr: letters/digits a line needs
-    det_min_side: int = 0  # rapidocr, det_limit_type=max: the short side is at least this (0: off)
-    det_max_upscale: float = 1.0  # rapidocr, det_limit_type=max: upscale small images up to this factor
-    rec_min_width: int = 320  # rapidocr: recogniser input width floor (RapidOCR: 320 at height 48)
-    rec_pad_slack: float = 0.0  # rapidocr: padding a recogniser batch may add over its crops' widths
-    ort_arena: bool = False  # rapidocr: onnxruntime's CPU memory arena (RapidOCR turns it off)
+    det_min_side: int = Field(480, ge=0)  # rapidocr, det_limit_type=max: short-side floor (0: off)
+    det_max_upscale: float = Field(2.0, ge=1.0)  # rapidocr, max: small images upscaled up to this factor
+    rec_min_width: int = Field(64, ge=8)  # rapidocr: recogniser input width floor (RapidOCR: 320, height 48)
+    rec_pad_slack: float = Field(0.1, ge=0.0)  # rapidocr: padding a recogniser batch may add
+    ort_arena: bool = True  # rapidocr: onnxruntime's CPU memory arena (RapidOCR turns it off)
     psm: int = 3
     crowded_words: int = 100
 

@@ -1,0 +1,88 @@
+"""Issue 14 item 7: detector upscaling of small images, width-batched recogniser, ORT arena (real RapidOCR)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+from skimage import data
+
+from altsift.analysis.probe import overlay_text
+from altsift.models.ocr import RapidOCRSpotter, width_batches
+from altsift.signals.ocr import OCROptions
+from altsift.signals.parrot import cotr_fuzzy
+
+FONT = Path(__file__).resolve().parents[1] / "src" / "altsift" / "assets" / "fonts" / "DejaVuSans.ttf"
+CAPTION = "Boutique Studio in Laos"
+
+
+@pytest.fixture(scope="module")
+def spotter() -> RapidOCRSpotter:
+    return RapidOCRSpotter()
+
+
+@pytest.fixture(scope="module")
+def small_text_on_grass() -> Image.Image:
+    """A 360x260 grass texture with 11 px light text: DBNet sees nothing at scale 1."""
+    im = Image.fromarray(np.stack([data.grass()] * 3, -1)).resize((360, 260))
+    ImageDraw.Draw(im).text(
+        (40, 110), "Boutique Studio Laos", font=ImageFont.truetype(str(FONT), 11), fill=(235, 235, 235)
+    )
+    return im
+
+
+def test_detector_scale_upscales_small_images():
+    sp = RapidOCRSpotter(det_limit_side_len=704, det_min_side=0, det_max_upscale=2.0)
+    assert sp.det_scale(1408, 900) == pytest.approx(0.5)
+    assert sp.det_scale(528, 400) == pytest.approx(704 / 528)  # long side brought to 704
+    assert sp.det_scale(300, 200) == pytest.approx(2.0)  # at most det_max_upscale
+    assert RapidOCRSpotter(det_max_upscale=1.0, det_min_side=0).det_scale(300, 200) == 1.0
+    with pytest.raises(ValueError):
+        OCROptions(det_max_upscale=0.5)
+
+
+def test_small_text_on_a_texture_needs_the_upscaled_detector(spotter, small_text_on_grass):
+    old = RapidOCRSpotter(det_limit_side_len=640, det_min_side=0, det_max_upscale=1.0)
+    read_old = " ".join(b.text for b in old.spot([small_text_on_grass])[0])
+    read_new = " ".join(b.text for b in spotter.spot([small_text_on_grass])[0])
+    assert cotr_fuzzy(CAPTION, read_old) == 0.0
+    assert cotr_fuzzy(CAPTION, read_new) >= 0.5
+
+
+def test_width_batches_limit_padding():
+    widths = [64, 600, 70, 66, 320, 330]
+    batches = width_batches(widths, max_batch=6, slack=0.1)
+    assert sorted(i for b in batches for i in b) == list(range(6))
+    assert batches == [[0, 3, 2], [4, 5], [1]]  # the long line is never padded onto short words
+    for b in batches:
+        assert len(b) * max(widths[i] for i in b) <= 1.1 * sum(widths[i] for i in b)
+    assert width_batches(widths, max_batch=2, slack=10.0) == [[0, 3], [2, 4], [5, 1]]
+    assert width_batches([], 6, 0.1) == []
+
+
+def test_width_batched_recogniser_reads_like_rapidocr(spotter):
+    base = Image.fromarray(data.chelsea()).resize((420, 277))
+    img, _ = overlay_text(base, "Hogsmeade Station", font_size=30)
+    img2, _ = overlay_text(Image.fromarray(data.coffee()).resize((420, 280)), "Open 24 Hours", font_size=22)
+    eng = spotter._engines[0]
+    crops = []
+    for im in (img, img2):
+        bgr = np.ascontiguousarray(np.asarray(im)[:, :, ::-1])
+        boxes, _ = spotter._detect(eng, bgr)
+        crops += eng.get_crop_img_list(bgr, list(boxes))
+    assert len(crops) >= 2
+    ours = [r[0] for r in spotter._recognize(eng, crops, False)]
+    theirs = [r[0] for r in eng.text_rec(crops, False)[0]]
+    assert ours == theirs
+    assert "HogsmeadeStation" in "".join(ours).replace(" ", "")
+
+
+def test_ort_arena_same_output(small_text_on_grass, spotter):
+    plain = RapidOCRSpotter(ort_arena=False)
+    assert spotter._engines[0].text_det.infer.session.get_session_options().enable_cpu_mem_arena
+    assert not plain._engines[0].text_det.infer.session.get_session_options().enable_cpu_mem_arena
+    a = [[(b.text, b.polygon) for b in r] for r in spotter.spot([small_text_on_grass])]
+    b = [[(b.text, b.polygon) for b in r] for r in plain.spot([small_text_on_grass])]
+    assert a == b
