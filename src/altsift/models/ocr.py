@@ -163,7 +163,7 @@ class RapidOCRSpotter(PolygonSpotter):
       - the detector sees the image resized by ``det_limit_side_len``/``det_limit_type``: ``max``
         scales the long side to the value, downscaling large images and upscaling small ones by at most
         ``det_max_upscale`` (1: never upscale), with the short side at least ``det_min_side`` (small
-        text in wide images); ``min`` scales the short side to the value (RapidOCR's default is min
+        text in wide images; this floor too upscales by at most ``det_max_upscale``); ``min`` scales the short side to the value (RapidOCR's default is min
         736). RapidOCR 1.4.4 itself ignores a ``max`` cap below 1500 px for images up to 1500 px (it
         raises the limit to 960/1500/2000 by image size), so altsift resizes first;
       - ``rec_on_source`` (default): text lines are cropped from the *source* image for the angle
@@ -204,7 +204,7 @@ class RapidOCRSpotter(PolygonSpotter):
         second_pass_max_area: float = 0.5,
         min_chars: int = 2,
         det_min_side: int = 480,
-        det_max_upscale: float = 2.0,
+        det_max_upscale: float = 1.5,
         rec_min_width: int = 64,
         rec_pad_slack: float = 0.1,
         ort_arena: bool = True,
@@ -246,10 +246,11 @@ class RapidOCRSpotter(PolygonSpotter):
         self._pool = ThreadPoolExecutor(len(self._engines)) if len(self._engines) > 1 else None
 
     def det_scale(self, width: int, height: int) -> float:
-        """Factor applied to the image before detection (``det_min_side`` wins over ``det_max_upscale``)."""
+        """Factor applied to the image before detection (upscaling stops at ``det_max_upscale``)."""
         if self.det_limit_type == "max":
             s = min(self.det_max_upscale, self.det_limit_side_len / max(width, height, 1))
-            return max(s, self.det_min_side / max(min(width, height), 1))  # small text in wide images
+            floor = min(self.det_min_side / max(min(width, height), 1), self.det_max_upscale)
+            return max(s, floor)  # small text in wide images; never above det_max_upscale
         return self.det_limit_side_len / max(min(width, height), 1)
 
     @staticmethod

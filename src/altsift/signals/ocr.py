@@ -42,7 +42,7 @@ class OCROptions(SignalOptions):
     second_pass_max_area: float = 0.5
     min_chars: int = 2  # rapidocr: letters/digits a line needs
     det_min_side: int = Field(480, ge=0)  # rapidocr, det_limit_type=max: short-side floor (0: off)
-    det_max_upscale: float = Field(2.0, ge=1.0)  # rapidocr, max: small images upscaled up to this factor
+    det_max_upscale: float = Field(1.5, ge=1.0)  # rapidocr, max: small images upscaled up to this factor
     rec_min_width: int = Field(64, ge=8)  # rapidocr: recogniser input width floor (RapidOCR: 320, height 48)
     rec_pad_slack: float = Field(0.1, ge=0.0)  # rapidocr: padding a recogniser batch may add
     ort_arena: bool = True  # rapidocr: onnxruntime's CPU memory arena (RapidOCR turns it off)
