@@ -135,6 +135,25 @@ def width_batches(widths: Sequence[int], max_batch: int, slack: float) -> list[l
     return batches
 
 
+def pad_quads(quads: np.ndarray, pad: float) -> np.ndarray:
+    """Grow text quads ``(n, 4, 2)`` (``p0 p1 p2 p3`` = top-left, top-right, bottom-right, bottom-left)
+    across their reading direction by ``pad`` times their height on each side.
+
+    The height is the quad's shorter side; a quad taller than wide (vertical text) grows along ``p0 -> p1``.
+    """
+    if pad <= 0 or len(quads) == 0:
+        return np.asarray(quads, np.float32)
+    q = np.asarray(quads, np.float32).copy()
+    along_h = q[:, 3] - q[:, 0]  # top -> bottom
+    along_w = q[:, 1] - q[:, 0]  # left -> right
+    vertical = np.linalg.norm(along_h, axis=1) > np.linalg.norm(along_w, axis=1)
+    d = np.where(vertical[:, None], along_w, along_h) * np.float32(pad)
+    sign = np.where(vertical[:, None, None], [[-1], [1], [1], [-1]], [[-1], [-1], [1], [1]]).astype(
+        np.float32
+    )
+    return q + sign * d[:, None, :]
+
+
 class PolygonSpotter:
     """Base for spotters: subclasses implement :meth:`predict`; ``spot`` adds filtering and ordering."""
 
@@ -208,6 +227,8 @@ class RapidOCRSpotter(PolygonSpotter):
         rec_min_width: int = 64,
         rec_pad_slack: float = 0.1,
         ort_arena: bool = True,
+        space_retry_pad: float = 0.3,
+        space_retry_len: int = 10,
     ) -> None:
         from rapidocr_onnxruntime import RapidOCR
 
@@ -221,6 +242,7 @@ class RapidOCRSpotter(PolygonSpotter):
         self.second_pass_low, self.second_pass_max_area = float(second_pass_low), float(second_pass_max_area)
         self.min_chars, self.det_min_side = int(min_chars), int(det_min_side)
         self.det_max_upscale = max(1.0, float(det_max_upscale))
+        self.space_retry_pad, self.space_retry_len = max(0.0, float(space_retry_pad)), int(space_retry_len)
         self.rec_min_width, self.rec_pad_slack = max(8, int(rec_min_width)), max(0.0, float(rec_pad_slack))
         kwargs: dict[str, Any] = {
             "det_limit_side_len": 100_000,  # altsift resizes; the engine's own "max" rule must not
@@ -335,6 +357,36 @@ class RapidOCRSpotter(PolygonSpotter):
                 out[i] = r
         return out
 
+    def _retry_spaces(
+        self, engine: Any, src: np.ndarray, arr: np.ndarray, crops: list, rec: list, words: bool
+    ) -> tuple[np.ndarray, list, list]:
+        """Re-read lines holding a token of ``space_retry_len``+ characters from a taller crop.
+
+        The PP-OCRv4 recogniser drops spaces when the crop hugs the text (``WinterInVermont``); a crop
+        grown by ``space_retry_pad`` x its height on both sides across the text often restores them.
+        The new read is kept only when it has the same characters apart from whitespace and more
+        spaces, so this step can only insert spaces.
+        """
+        todo = [
+            i
+            for i, r in enumerate(rec)
+            if max((len(t) for t in str(r[0]).split()), default=0) >= self.space_retry_len
+        ]
+        if not todo:
+            return arr, crops, rec
+        sh, sw = src.shape[:2]
+        grown = pad_quads(arr[todo], self.space_retry_pad)
+        grown[..., 0] = grown[..., 0].clip(0, sw)
+        grown[..., 1] = grown[..., 1].clip(0, sh)
+        new_crops = engine.get_crop_img_list(src, list(grown))
+        new_rec = self._recognize(engine, new_crops, words)
+        arr, crops, rec = arr.copy(), list(crops), list(rec)
+        for k, i in enumerate(todo):
+            old, new = str(rec[i][0]), str(new_rec[k][0])
+            if "".join(new.split()) == "".join(old.split()) and new.count(" ") > old.count(" "):
+                arr[i], crops[i], rec[i] = grown[k], new_crops[k], new_rec[k]
+        return arr, crops, rec
+
     def _run(self, engine: Any, image: Image.Image) -> list[tuple[Any, ...]]:
         import cv2
 
@@ -370,6 +422,8 @@ class RapidOCRSpotter(PolygonSpotter):
             crops, _, _ = engine.text_cls(crops)
         words = self.box_level == "word"
         rec = self._recognize(engine, crops, words)
+        if self.space_retry_pad > 0:
+            arr, crops, rec = self._retry_spaces(engine, src, arr, crops, rec, words)
         if words:
             rec = engine.cal_rec_boxes(crops, list(arr), rec)
         scale = np.float32([1.0, 1.0]) if self.rec_on_source else np.float32([1 / sx, 1 / sy])
@@ -527,6 +581,7 @@ def make_spotter(backend: str, model: str, options: dict[str, Any]) -> TextSpott
             "rec_on_source", "box_thresh", "unclip_ratio", "det_thresh", "second_pass", "second_pass_scale",
             "second_pass_low", "second_pass_max_area", "min_chars", "det_min_side", "det_max_upscale",
             "rec_min_width", "rec_pad_slack", "ort_arena",
+            "space_retry_pad", "space_retry_len",
         )  # fmt: skip
         return RapidOCRSpotter(model=model, **{k: v for k, v in options.items() if k in keys})
     if backend == "tesseract":
