@@ -228,7 +228,7 @@ class RapidOCRSpotter(PolygonSpotter):
         rec_pad_slack: float = 0.1,
         ort_arena: bool = True,
         space_retry_pad: float = 0.3,
-        space_retry_len: int = 10,
+        space_retry_len: int = 12,
     ) -> None:
         from rapidocr_onnxruntime import RapidOCR
 
