@@ -1,4 +1,4 @@
-"""Issue 14 item 7: detector upscaling of small images, width-batched recogniser, ORT arena (real RapidOCR)."""
+"""Issue 14 item 7: detector upscaling, width-batched recogniser, space re-read, ORT arena (real RapidOCR)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from PIL import Image, ImageDraw, ImageFont
 from skimage import data
 
 from altsift.analysis.probe import overlay_text
-from altsift.models.ocr import RapidOCRSpotter, width_batches
+from altsift.models.ocr import RapidOCRSpotter, pad_quads, width_batches
 from altsift.signals.ocr import OCROptions
-from altsift.signals.parrot import cotr_fuzzy
+from altsift.signals.parrot import cotr, cotr_fuzzy
 
 FONT = Path(__file__).resolve().parents[1] / "src" / "altsift" / "assets" / "fonts" / "DejaVuSans.ttf"
 CAPTION = "Boutique Studio in Laos"
@@ -89,3 +89,25 @@ def test_ort_arena_same_output(small_text_on_bricks, spotter):
     a = [[(b.text, b.polygon) for b in r] for r in spotter.spot([small_text_on_bricks])]
     b = [[(b.text, b.polygon) for b in r] for r in plain.spot([small_text_on_bricks])]
     assert a == b
+
+
+def test_pad_quads_grows_across_the_text():
+    q = np.float32([[[0, 0], [100, 0], [100, 10], [0, 10]], [[0, 0], [10, 0], [10, 100], [0, 100]]])
+    g = pad_quads(q, 0.1)
+    np.testing.assert_allclose(g[0], [[0, -1], [100, -1], [100, 11], [0, 11]])  # horizontal: taller
+    np.testing.assert_allclose(g[1], [[-1, 0], [11, 0], [11, 100], [-1, 100]])  # vertical text: wider
+    np.testing.assert_allclose(pad_quads(q, 0.0), q)
+
+
+def test_space_retry_restores_dropped_spaces(spotter):
+    im = Image.fromarray(data.coffee())
+    im = im.resize((512, round(im.height * 512 / im.width)))
+    text = "Winter In Vermont, Yankee Magazine Cover 2015"
+    img, _ = overlay_text(im, text, font_size=28, y_frac=0.5)
+    no_retry = RapidOCRSpotter(space_retry_pad=0.0, box_level="line").spot([img])[0]
+    retry = RapidOCRSpotter(box_level="line").spot([img])[0]
+    assert [b.text for b in no_retry] == ["WinterInVermont,YankeeMagazineCover2015"]  # the recogniser's habit
+    assert [b.text for b in retry] == [text]
+    assert cotr(text, " ".join(b.text for b in retry))[0] == 1.0  # Algorithm 1 needs the spaces
+    words = spotter.spot([img])[0]  # word boxes come from the re-read line
+    assert [b.text for b in words] == text.split()
