@@ -69,9 +69,9 @@ def test_only_the_co_embedded_word_is_inpainted(line_image, level):
 
 def test_detector_scale_rules():
     """altsift resizes for the detector itself (RapidOCR 1.4.4 raises a ``max`` cap below 1500 px)."""
-    sp = RapidOCRSpotter(det_limit_side_len=640)
+    sp = RapidOCRSpotter(det_limit_side_len=640, det_min_side=0, det_max_upscale=1.0)
     assert sp.det_scale(1280, 960) == pytest.approx(0.5)
-    assert sp.det_scale(400, 300) == 1.0  # max: never upscales
+    assert sp.det_scale(400, 300) == 1.0  # max with det_max_upscale=1: never upscales
     assert RapidOCRSpotter(det_limit_side_len=640, det_min_side=480).det_scale(1280, 720) == pytest.approx(
         480 / 720
     )

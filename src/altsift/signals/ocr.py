@@ -14,6 +14,7 @@ from typing import Literal
 import cv2
 import numpy as np
 import pyarrow as pa
+from pydantic import Field
 
 from altsift.models.base import TextBox
 from altsift.models.ocr import count_words, make_spotter
@@ -25,7 +26,7 @@ class OCROptions(SignalOptions):
     backend: str = "rapidocr"
     model: str = "PP-OCRv4"
     min_score: float = 0.5
-    det_limit_side_len: int = 640
+    det_limit_side_len: int = 704
     det_limit_type: Literal["max", "min"] = "max"
     threads: int = 1
     workers: int = 1
@@ -40,7 +41,13 @@ class OCROptions(SignalOptions):
     second_pass_low: float = 0.05
     second_pass_max_area: float = 0.5
     min_chars: int = 2  # rapidocr: letters/digits a line needs
-    det_min_side: int = 0  # rapidocr, det_limit_type=max: the short side is at least this (0: off)
+    det_min_side: int = Field(480, ge=0)  # rapidocr, det_limit_type=max: short-side floor (0: off)
+    det_max_upscale: float = Field(1.5, ge=1.0)  # rapidocr, max: small images upscaled up to this factor
+    rec_min_width: int = Field(64, ge=8)  # rapidocr: recogniser input width floor (RapidOCR: 320, height 48)
+    rec_pad_slack: float = Field(0.1, ge=0.0)  # rapidocr: padding a recogniser batch may add
+    space_retry_pad: float = Field(0.3, ge=0.0)  # rapidocr: re-read space-less long lines from a taller crop
+    space_retry_len: int = Field(12, ge=1)  # rapidocr: token length that triggers the re-read
+    ort_arena: bool = True  # rapidocr: onnxruntime's CPU memory arena (RapidOCR turns it off)
     psm: int = 3
     crowded_words: int = 100
 
