@@ -23,7 +23,7 @@ demo: $(STAMP)
 	# the miniature DataComp with the shipped tiny models: score, select with each strategy, train, evaluate
 	# (--quick: 2000 pairs, one seed, oracle OCR; about 2-3 min on 2 cores)
 	$(BIN)/altsift bench mini --quick -o demo_out/bench_mini
-	@echo "Full mini DataComp (6000 pairs, 13 strategies x 3 seeds, RapidOCR, mean ± sd; 15-40 min on 2 cores, see benchmarks/RESULTS_mini.md): make bench-mini"
+	@echo "Full mini DataComp (6000 pairs, 13 strategies x 3 seeds, RapidOCR, mean ± sd; 11.5 min on 2 idle cores, ~22 min with one busy, see benchmarks/RESULTS_mini.md): make bench-mini"
 
 bench-mini: $(STAMP)
 	$(BIN)/altsift bench mini -o bench_mini
