@@ -121,6 +121,9 @@ def test_unknown_strategy_and_ocr_are_config_errors():
         run_bench(BenchConfig(only=("nope",)))
     with pytest.raises(ConfigError, match="ocr must be"):
         run_bench(BenchConfig(ocr="tesseract"))
+    for bad in (float("nan"), 0.0, -1.0):
+        with pytest.raises(ConfigError, match="text_pos_init"):
+            run_bench(BenchConfig(text_pos_init=bad))
 
 
 def test_cli_pool(cli, tmp_path):
