@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw, ImageFont
 from skimage import data
 
 from altsift.analysis.probe import overlay_text
-from altsift.models.ocr import RapidOCRSpotter, pad_quads, width_batches
+from altsift.models.ocr import RapidOCRSpotter, extend_quads, pad_quads, width_batches
 from altsift.signals.ocr import OCROptions
 from altsift.signals.parrot import cotr, cotr_fuzzy
 
@@ -97,6 +97,18 @@ def test_pad_quads_grows_across_the_text():
     np.testing.assert_allclose(g[0], [[0, -1], [100, -1], [100, 11], [0, 11]])  # horizontal: taller
     np.testing.assert_allclose(g[1], [[-1, 0], [11, 0], [11, 100], [-1, 100]])  # vertical text: wider
     np.testing.assert_allclose(pad_quads(q, 0.0), q)
+
+
+def test_extend_quads_grows_along_the_text():
+    q = np.float32([[[0, 0], [100, 0], [100, 10], [0, 10]], [[0, 0], [10, 0], [10, 100], [0, 100]]])
+    g = extend_quads(q, 0.5)
+    np.testing.assert_allclose(g[0], [[-5, 0], [105, 0], [105, 10], [-5, 10]])  # horizontal: longer
+    np.testing.assert_allclose(g[1], [[0, -5], [10, -5], [10, 105], [0, 105]])  # vertical text: taller
+    r = np.float32([[[0, 0], [80, 60], [74, 68], [-6, 8]]])  # rotated 36.9 degrees, height 10
+    e = extend_quads(r, 1.0)
+    np.testing.assert_allclose(e[0, 1] - r[0, 1], [8, 6], atol=1e-4)  # one height along the text
+    np.testing.assert_allclose(e[0, 0] - r[0, 0], [-8, -6], atol=1e-4)
+    np.testing.assert_allclose(extend_quads(q, 0.0), q)
 
 
 def test_space_retry_restores_dropped_spaces(spotter):

@@ -130,3 +130,25 @@ def test_fuzzy_punctuation_merged_and_split_words():
     assert cotr_fuzzy("Region-based segmentation", "Region-basedsegmentation") == 1.0
     # punctuation splitting never invents matches: unrelated parts stay unmatched
     assert cotr_fuzzy("the cat", "dog-house:bar") == 0.0
+
+
+def test_fuzzy_confusables_and_short_reads():
+    """Issue 14 item 7: misreads seen on the hard set's dev seeds (``Modem``, ``lce``, ``Archite``)."""
+    from altsift.signals.parrot import fold_confusables
+
+    assert fold_confusables("modern") == fold_confusables("modem") == "modem"
+    assert fold_confusables("ice") == fold_confusables("lce") and fold_confusables("10") == "lo"
+    # rule 4: one fold away; without the rule 1 - 1/6 = 0.83 matches "modem" anyway, "lce" (0.67) does not
+    assert cotr_fuzzy("Senior Ice Hockey", "Senior lce Hockey") == 1.0
+    assert cotr_fuzzy(
+        "Senior Ice Hockey", "Senior lce Hockey", FuzzyRules(confusables=False)
+    ) == pytest.approx(2 / 3)
+    # rule 5: a line read short still shows its word; short or small prefixes do not count
+    assert cotr_fuzzy("John Lum Architecture", "John Lum Archite") == 1.0
+    assert cotr_fuzzy(
+        "John Lum Architecture", "John Lum Archite", FuzzyRules(prefix_min_len=0)
+    ) == pytest.approx(2 / 3)
+    assert cotr_fuzzy("wildlife photography", "wild photo") == 0.0  # 4 letters; 5 of 11
+    # nothing else moves: unrelated words stay unmatched, the other rules keep their results
+    assert cotr_fuzzy("the movie", "THEATRE") == 0.0
+    assert cotr_fuzzy("cat", "car") == 0.0

@@ -154,6 +154,29 @@ def pad_quads(quads: np.ndarray, pad: float) -> np.ndarray:
     return q + sign * d[:, None, :]
 
 
+def extend_quads(quads: np.ndarray, ext: float) -> np.ndarray:
+    """Grow text quads ``(n, 4, 2)`` along their reading direction by ``ext`` times their height at each end.
+
+    DBNet's boxes often stop short of a line's first or last letters (thin, italic or faint glyph ends),
+    and the recogniser then reads ``Archite`` for ``Architecture``; a CTC recogniser ignores the extra
+    background. Vertical quads (taller than wide) grow along ``p0 -> p3``.
+    """
+    if ext <= 0 or len(quads) == 0:
+        return np.asarray(quads, np.float32)
+    q = np.asarray(quads, np.float32).copy()
+    along_h = q[:, 3] - q[:, 0]
+    along_w = q[:, 1] - q[:, 0]
+    lh, lw = np.linalg.norm(along_h, axis=1), np.linalg.norm(along_w, axis=1)
+    vertical = lh > lw
+    long_vec = np.where(vertical[:, None], along_h, along_w)
+    long_len, short_len = np.maximum(lh, lw), np.minimum(lh, lw)
+    d = long_vec / np.maximum(long_len, 1e-6)[:, None] * (np.float32(ext) * short_len)[:, None]
+    sign = np.where(vertical[:, None, None], [[-1], [-1], [1], [1]], [[-1], [1], [1], [-1]]).astype(
+        np.float32
+    )
+    return q + sign * d[:, None, :]
+
+
 class PolygonSpotter:
     """Base for spotters: subclasses implement :meth:`predict`; ``spot`` adds filtering and ordering."""
 
@@ -229,6 +252,7 @@ class RapidOCRSpotter(PolygonSpotter):
         ort_arena: bool = True,
         space_retry_pad: float = 0.3,
         space_retry_len: int = 12,
+        rec_extend: float = 0.0,
     ) -> None:
         from rapidocr_onnxruntime import RapidOCR
 
@@ -243,6 +267,7 @@ class RapidOCRSpotter(PolygonSpotter):
         self.min_chars, self.det_min_side = int(min_chars), int(det_min_side)
         self.det_max_upscale = max(1.0, float(det_max_upscale))
         self.space_retry_pad, self.space_retry_len = max(0.0, float(space_retry_pad)), int(space_retry_len)
+        self.rec_extend = max(0.0, float(rec_extend))
         self.rec_min_width, self.rec_pad_slack = max(8, int(rec_min_width)), max(0.0, float(rec_pad_slack))
         kwargs: dict[str, Any] = {
             "det_limit_side_len": 100_000,  # altsift resizes; the engine's own "max" rule must not
@@ -411,6 +436,7 @@ class RapidOCRSpotter(PolygonSpotter):
             arr = arr * np.float32([sx, sy])
             src = small
         sh, sw = src.shape[:2]
+        arr = extend_quads(arr, self.rec_extend)
         arr[..., 0] = arr[..., 0].clip(0, sw)
         arr[..., 1] = arr[..., 1].clip(0, sh)
         keep = [i for i, b in enumerate(arr) if min(np.ptp(b[:, 0]), np.ptp(b[:, 1])) >= 2]
@@ -581,7 +607,7 @@ def make_spotter(backend: str, model: str, options: dict[str, Any]) -> TextSpott
             "rec_on_source", "box_thresh", "unclip_ratio", "det_thresh", "second_pass", "second_pass_scale",
             "second_pass_low", "second_pass_max_area", "min_chars", "det_min_side", "det_max_upscale",
             "rec_min_width", "rec_pad_slack", "ort_arena",
-            "space_retry_pad", "space_retry_len",
+            "space_retry_pad", "space_retry_len", "rec_extend",
         )  # fmt: skip
         return RapidOCRSpotter(model=model, **{k: v for k, v in options.items() if k in keys})
     if backend == "tesseract":

@@ -47,6 +47,9 @@ class OCROptions(SignalOptions):
     rec_pad_slack: float = Field(0.1, ge=0.0)  # rapidocr: padding a recogniser batch may add
     space_retry_pad: float = Field(0.3, ge=0.0)  # rapidocr: re-read space-less long lines from a taller crop
     space_retry_len: int = Field(12, ge=1)  # rapidocr: token length that triggers the re-read
+    rec_extend: float = Field(
+        0.0, ge=0.0
+    )  # rapidocr: grow line boxes along the text by this x height per end
     ort_arena: bool = True  # rapidocr: onnxruntime's CPU memory arena (RapidOCR turns it off)
     psm: int = 3
     crowded_words: int = 100

@@ -51,9 +51,24 @@ class FuzzyRules:
     substring_min_len: int = 4  # 0 disables the substring rule
     max_concat: int = 4  # longest run of words joined by the segment rule
     punct_split: bool = True  # rules 1 and 3 also try the parts of an OCR token split at punctuation
+    confusables: bool = (
+        True  # rule 1 also compares OCR-confusable folds (``rn``/``m``, ``l``/``i``/``1``, ``o``/``0``)
+    )
+    prefix_min_len: int = 5  # rule 6: an OCR token this long that starts a caption word (0 disables)
+    prefix_min_share: float = 0.5  # ... and covers at least this share of it
 
 
 _PUNCT = re.compile(r"[^\w]+|_")
+_FOLD_CHARS = str.maketrans({"i": "l", "1": "l", "0": "o"})
+
+
+def fold_confusables(word: str) -> str:
+    """Map a normalised word to a form shared by its common OCR misreads.
+
+    ``rn`` -> ``m`` and ``vv`` -> ``w`` (letter pairs the recogniser reads as one letter and back),
+    ``i``/``1`` -> ``l`` (``I``, ``l`` and ``1`` are one glyph in many sans fonts) and ``0`` -> ``o``.
+    """
+    return word.replace("rn", "m").replace("vv", "w").translate(_FOLD_CHARS)
 
 
 def _similar(a: str, b: str, threshold: float) -> bool:
@@ -88,7 +103,11 @@ def fuzzy_match(
          matches ``t`` by rule 1 (OCR merged words: ``Region-basedsegmentation``), or ``w`` matches the
          concatenation of consecutive OCR tokens (OCR split a word);
       3. substring: ``len(w) >= substring_min_len`` and ``w`` occurs inside a longer ``t`` (a merged token
-         whose other parts are not in the caption).
+         whose other parts are not in the caption);
+    5. confusables (``rules.confusables``): rule 1 on :func:`fold_confusables` of both words
+       (``Modem`` for ``modern``, ``lce`` for ``ice``);
+    6. prefix: ``t`` has at least ``prefix_min_len`` characters, starts ``w`` (also after folding) and
+       covers at least ``prefix_min_share`` of it (a line read short: ``Archite`` for ``architecture``).
     Rules 1 and 3 also try the parts of an OCR token split at punctuation (``at-CTS`` -> ``at``, ``cts``;
     ``Reform:Poli`` -> ``reform``, ``poli``), so a short caption word glued to other text by a
     punctuation mark still matches exactly (``punct_split``, on by default).
@@ -107,16 +126,27 @@ def fuzzy_match(
                 candidates += [(k, x) for x in parts if x]
     matched: set[str] = set()
     tok_hits: set[int] = set()
+    fold = fold_confusables if rules.confusables else (lambda x: x)
+    folded = [(k, t, fold(t)) for k, t in candidates]
     for w in set(cap_seq):
-        for k, t in candidates:
-            rule1 = _similar(w, t, rules.threshold)
+        fw = fold(w)
+        for k, t, ft in folded:
+            rule1 = _similar(w, t, rules.threshold) or (
+                rules.confusables and _similar(fw, ft, rules.threshold)
+            )
             rule3 = (
                 rules.substring_min_len > 0
                 and len(w) >= rules.substring_min_len
                 and len(t) > len(w)
                 and w in t
             )
-            if rule1 or rule3:
+            rule5 = (
+                rules.prefix_min_len > 0
+                and rules.prefix_min_len <= len(t) < len(w)
+                and len(t) >= rules.prefix_min_share * len(w)
+                and (w.startswith(t) or fw.startswith(ft))
+            )
+            if rule1 or rule3 or rule5:
                 matched.add(w)
                 tok_hits.add(k)
     # rule 2a: caption runs vs merged OCR tokens
@@ -168,10 +198,16 @@ class ParrotOptions(SignalOptions):
     substring_min_len: int = 4
     max_concat: int = 4
     punct_split: bool = True  # fuzzy rules 1 and 3 also try OCR tokens split at punctuation
+    confusables: bool = True  # fuzzy rule 5: OCR-confusable letters (rn/m, l/i/1, o/0) fold together
+    prefix_min_len: int = 5  # fuzzy rule 6: an OCR token read short still matches (0 disables)
+    prefix_min_share: float = 0.5
     iou: bool = False  # also write ``cotr_iou`` (|cap & ocr| / |cap | ocr|)
 
     def rules(self) -> FuzzyRules:
-        return FuzzyRules(self.fuzzy_threshold, self.substring_min_len, self.max_concat, self.punct_split)
+        return FuzzyRules(
+            self.fuzzy_threshold, self.substring_min_len, self.max_concat, self.punct_split,
+            self.confusables, self.prefix_min_len, self.prefix_min_share,
+        )  # fmt: skip
 
 
 @register_signal

@@ -122,6 +122,9 @@ class TextRemovalOptions(ModelOptions):
     substring_min_len: int = 4
     max_concat: int = 4
     punct_split: bool = True
+    confusables: bool = True
+    prefix_min_len: int = 5
+    prefix_min_share: float = 0.5
     random_baselines: bool = True
     random_source: Literal["shifted", "batch"] = "shifted"
     shift_tries: int = (
@@ -176,7 +179,10 @@ class TextRemovalSignal(Signal):
         if not o.score_rows_without_text:
             idx = [i for i in idx if batch["has_text"][i]]
         images, all_polys, co_polys = [], [], []
-        rules = FuzzyRules(o.fuzzy_threshold, o.substring_min_len, o.max_concat, o.punct_split)
+        rules = FuzzyRules(
+            o.fuzzy_threshold, o.substring_min_len, o.max_concat, o.punct_split,
+            o.confusables, o.prefix_min_len, o.prefix_min_share,
+        )  # fmt: skip
         for i in idx:
             im = batch["image"][i].convert("RGB")
             polys = as_polygons(batch["ocr_polygons"][i])
