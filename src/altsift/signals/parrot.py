@@ -51,9 +51,7 @@ class FuzzyRules:
     substring_min_len: int = 4  # 0 disables the substring rule
     max_concat: int = 4  # longest run of words joined by the segment rule
     punct_split: bool = True  # rules 1 and 3 also try the parts of an OCR token split at punctuation
-    confusables: bool = (
-        True  # rule 1 also compares OCR-confusable folds (``rn``/``m``, ``l``/``i``/``1``, ``o``/``0``)
-    )
+    confusables: bool = True  # rule 5: rule 1 on OCR-confusable folds (rn/m, l/i/1, o/0)
     prefix_min_len: int = 5  # rule 6: an OCR token this long that starts a caption word (0 disables)
     prefix_min_share: float = 0.5  # ... and covers at least this share of it
 
@@ -140,13 +138,13 @@ def fuzzy_match(
                 and len(t) > len(w)
                 and w in t
             )
-            rule5 = (
+            rule6 = (
                 rules.prefix_min_len > 0
                 and rules.prefix_min_len <= len(t) < len(w)
                 and len(t) >= rules.prefix_min_share * len(w)
                 and (w.startswith(t) or fw.startswith(ft))
             )
-            if rule1 or rule3 or rule5:
+            if rule1 or rule3 or rule6:
                 matched.add(w)
                 tok_hits.add(k)
     # rule 2a: caption runs vs merged OCR tokens
