@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
+from pydantic import Field
 from rapidfuzz.distance import Levenshtein
 
 from altsift.signals.base import Batch, Columns, Resources, Signal, SignalOptions, batch_len, ok_rows, scatter
@@ -197,8 +198,8 @@ class ParrotOptions(SignalOptions):
     max_concat: int = 4
     punct_split: bool = True  # fuzzy rules 1 and 3 also try OCR tokens split at punctuation
     confusables: bool = True  # fuzzy rule 5: OCR-confusable letters (rn/m, l/i/1, o/0) fold together
-    prefix_min_len: int = 5  # fuzzy rule 6: an OCR token read short still matches (0 disables)
-    prefix_min_share: float = 0.5
+    prefix_min_len: int = Field(5, ge=0)  # fuzzy rule 6: an OCR token read short still matches (0 disables)
+    prefix_min_share: float = Field(0.5, ge=0.0, le=1.0)
     iou: bool = False  # also write ``cotr_iou`` (|cap & ocr| / |cap | ocr|)
 
     def rules(self) -> FuzzyRules:

@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 import pyarrow as pa
 from PIL import Image
+from pydantic import Field
 
 from altsift.models.base import load_model
 from altsift.signals.base import Batch, Columns, ModelOptions, Resources, Signal, batch_len, ok_rows, scatter
@@ -123,8 +124,8 @@ class TextRemovalOptions(ModelOptions):
     max_concat: int = 4
     punct_split: bool = True
     confusables: bool = True
-    prefix_min_len: int = 5
-    prefix_min_share: float = 0.5
+    prefix_min_len: int = Field(5, ge=0)
+    prefix_min_share: float = Field(0.5, ge=0.0, le=1.0)
     random_baselines: bool = True
     random_source: Literal["shifted", "batch"] = "shifted"
     shift_tries: int = (
