@@ -6,6 +6,7 @@ import pytest
 
 from altsift.signals.parrot import (
     FuzzyRules,
+    ParrotOptions,
     ParrotSignal,
     co_emb_boxes,
     cotr,
@@ -138,12 +139,12 @@ def test_fuzzy_confusables_and_short_reads():
 
     assert fold_confusables("modern") == fold_confusables("modem") == "modem"
     assert fold_confusables("ice") == fold_confusables("lce") and fold_confusables("10") == "lo"
-    # rule 4: one fold away; without the rule 1 - 1/6 = 0.83 matches "modem" anyway, "lce" (0.67) does not
+    # rule 5: one fold away; without it 1 - 1/6 = 0.83 matches "modem" anyway, "lce" (0.67) does not
     assert cotr_fuzzy("Senior Ice Hockey", "Senior lce Hockey") == 1.0
     assert cotr_fuzzy(
         "Senior Ice Hockey", "Senior lce Hockey", FuzzyRules(confusables=False)
     ) == pytest.approx(2 / 3)
-    # rule 5: a line read short still shows its word; short or small prefixes do not count
+    # rule 6: a line read short still shows its word; short or small prefixes do not count
     assert cotr_fuzzy("John Lum Architecture", "John Lum Archite") == 1.0
     assert cotr_fuzzy(
         "John Lum Architecture", "John Lum Archite", FuzzyRules(prefix_min_len=0)
@@ -152,3 +153,23 @@ def test_fuzzy_confusables_and_short_reads():
     # nothing else moves: unrelated words stay unmatched, the other rules keep their results
     assert cotr_fuzzy("the movie", "THEATRE") == 0.0
     assert cotr_fuzzy("cat", "car") == 0.0
+
+
+def test_fuzzy_rule_options_shared_and_validated():
+    """parrot and text_removal take the same matcher options, build the same rules and reject bad ones."""
+    import pydantic
+
+    from altsift.signals.text_removal import TextRemovalOptions
+
+    opts = {"fuzzy_threshold": 0.7, "prefix_min_len": 0, "confusables": False, "max_concat": 2}
+    a, b = ParrotOptions(**opts).rules(), TextRemovalOptions(**opts).rules()
+    assert a == b == FuzzyRules(threshold=0.7, max_concat=2, confusables=False, prefix_min_len=0)
+    for cls in (ParrotOptions, TextRemovalOptions):
+        for bad in (
+            {"prefix_min_share": 1.5},
+            {"prefix_min_len": -1},
+            {"fuzzy_threshold": 2.0},
+            {"fuzzy_thresh": 0.5},
+        ):
+            with pytest.raises(pydantic.ValidationError):
+                cls(**bad)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
-from pydantic import Field
+from pydantic import BaseModel, Field
 from rapidfuzz.distance import Levenshtein
 
 from altsift.signals.base import Batch, Columns, Resources, Signal, SignalOptions, batch_len, ok_rows, scatter
@@ -192,21 +192,31 @@ def co_emb_boxes(
     return out
 
 
-class ParrotOptions(SignalOptions):
-    fuzzy_threshold: float = 0.8
-    substring_min_len: int = 4
-    max_concat: int = 4
+class FuzzyRuleOptions(BaseModel):
+    """The fuzzy matcher's options (:class:`FuzzyRules`), shared by the ``parrot`` and ``text_removal`` signals."""
+
+    fuzzy_threshold: float = Field(0.8, ge=0.0, le=1.0)
+    substring_min_len: int = Field(4, ge=0)
+    max_concat: int = Field(4, ge=1)
     punct_split: bool = True  # fuzzy rules 1 and 3 also try OCR tokens split at punctuation
     confusables: bool = True  # fuzzy rule 5: OCR-confusable letters (rn/m, l/i/1, o/0) fold together
     prefix_min_len: int = Field(5, ge=0)  # fuzzy rule 6: an OCR token read short still matches (0 disables)
     prefix_min_share: float = Field(0.5, ge=0.0, le=1.0)
-    iou: bool = False  # also write ``cotr_iou`` (|cap & ocr| / |cap | ocr|)
 
     def rules(self) -> FuzzyRules:
         return FuzzyRules(
-            self.fuzzy_threshold, self.substring_min_len, self.max_concat, self.punct_split,
-            self.confusables, self.prefix_min_len, self.prefix_min_share,
-        )  # fmt: skip
+            threshold=self.fuzzy_threshold,
+            substring_min_len=self.substring_min_len,
+            max_concat=self.max_concat,
+            punct_split=self.punct_split,
+            confusables=self.confusables,
+            prefix_min_len=self.prefix_min_len,
+            prefix_min_share=self.prefix_min_share,
+        )
+
+
+class ParrotOptions(SignalOptions, FuzzyRuleOptions):
+    iou: bool = False  # also write ``cotr_iou`` (|cap & ocr| / |cap | ocr|)
 
 
 @register_signal

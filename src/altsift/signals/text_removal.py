@@ -29,11 +29,10 @@ import cv2
 import numpy as np
 import pyarrow as pa
 from PIL import Image
-from pydantic import Field
 
 from altsift.models.base import load_model
 from altsift.signals.base import Batch, Columns, ModelOptions, Resources, Signal, batch_len, ok_rows, scatter
-from altsift.signals.parrot import FuzzyRules, co_emb_boxes
+from altsift.signals.parrot import FuzzyRuleOptions, co_emb_boxes
 from altsift.signals.registry import register_signal
 
 Polygons = Sequence[Sequence[Sequence[float]]]
@@ -113,19 +112,13 @@ def as_polygons(value: object) -> list[list[list[float]]]:
     return [[[float(x), float(y)] for x, y in poly] for poly in value]
 
 
-class TextRemovalOptions(ModelOptions):
+class TextRemovalOptions(ModelOptions, FuzzyRuleOptions):
+    """Inpainting options; the fuzzy matcher's rules (for ``co_match=fuzzy``) are the parrot signal's."""
+
     model: str = "openai/clip-vit-base-patch32"
     radius: float = 3.0
     dilation: int = 2
     co_match: Literal["exact", "fuzzy"] = "exact"
-    # the fuzzy matcher's rules for co_match=fuzzy (same meaning and defaults as the parrot signal's)
-    fuzzy_threshold: float = 0.8
-    substring_min_len: int = 4
-    max_concat: int = 4
-    punct_split: bool = True
-    confusables: bool = True
-    prefix_min_len: int = Field(5, ge=0)
-    prefix_min_share: float = Field(0.5, ge=0.0, le=1.0)
     random_baselines: bool = True
     random_source: Literal["shifted", "batch"] = "shifted"
     shift_tries: int = (
@@ -180,10 +173,7 @@ class TextRemovalSignal(Signal):
         if not o.score_rows_without_text:
             idx = [i for i in idx if batch["has_text"][i]]
         images, all_polys, co_polys = [], [], []
-        rules = FuzzyRules(
-            o.fuzzy_threshold, o.substring_min_len, o.max_concat, o.punct_split,
-            o.confusables, o.prefix_min_len, o.prefix_min_share,
-        )  # fmt: skip
+        rules = o.rules()
         for i in idx:
             im = batch["image"][i].convert("RGB")
             polys = as_polygons(batch["ocr_polygons"][i])
