@@ -123,3 +123,21 @@ def test_space_retry_restores_dropped_spaces(spotter):
     assert cotr(text, " ".join(b.text for b in retry))[0] == 1.0  # Algorithm 1 needs the spaces
     words = spotter.spot([img])[0]  # word boxes come from the re-read line
     assert [b.text for b in words] == text.split()
+
+
+@pytest.mark.parametrize("shape", [(480, 704), (517, 333), (20, 31), (96, 1000)])
+def test_detector_input_matches_rapidocr(shape, spotter):
+    """altsift's float32 detector pre-processing equals RapidOCR's ``DetPreProcess`` (float64)."""
+    from rapidocr_onnxruntime.ch_ppocr_det.utils import DetPreProcess
+
+    from altsift.models.ocr import DetInput
+
+    det = spotter._engines[0].text_det
+    img = np.random.default_rng(0).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    ref = DetPreProcess(max(max(shape), 32), "max", det.mean, det.std)(img)
+    got = DetInput(det.mean, det.std)(img)
+    if ref is None:
+        assert got is None
+    else:
+        assert got.shape == ref.shape and got.dtype == np.float32
+        np.testing.assert_allclose(got, ref, atol=1e-5)
