@@ -33,15 +33,15 @@ class OCROptions(SignalOptions):
     use_cls: bool = False  # rapidocr: 180-degree angle classifier (flipped correct lines on the hard set)
     box_level: Literal["word", "line"] = "word"  # rapidocr: split line boxes into word boxes
     rec_on_source: bool = True  # rapidocr: recognise crops of the source image, not the detector's
-    det_thresh: float = 0.3  # rapidocr DBNet: probability-map threshold
-    box_thresh: float = 0.5  # rapidocr DBNet: mean probability a box needs
+    det_thresh: float = 0.2  # rapidocr DBNet: probability-map threshold (RapidOCR: 0.3)
+    box_thresh: float = 0.4  # rapidocr DBNet: mean probability a box needs (RapidOCR: 0.5)
     unclip_ratio: float = 1.6  # rapidocr DBNet: box growth
     second_pass: bool = True  # rapidocr: re-detect weak-response regions upscaled (small text)
     second_pass_scale: float = 2.0
     second_pass_low: float = 0.05
     second_pass_max_area: float = 0.5
     min_chars: int = 2  # rapidocr: letters/digits a line needs
-    det_min_side: int = Field(480, ge=0)  # rapidocr, det_limit_type=max: short-side floor (0: off)
+    det_min_side: int = Field(576, ge=0)  # rapidocr, det_limit_type=max: short-side floor (0: off)
     det_max_upscale: float = Field(1.5, ge=1.0)  # rapidocr, max: small images upscaled up to this factor
     rec_min_width: int = Field(64, ge=8)  # rapidocr: recogniser input width floor (RapidOCR: 320, height 48)
     rec_pad_slack: float = Field(0.1, ge=0.0)  # rapidocr: padding a recogniser batch may add
