@@ -35,6 +35,7 @@ recall / F1, fuzzy CoTR MAE, OCR images/s and the throughput ratio altsift / Rap
 
     python benchmarks/parrot_hard.py --split dev --n 120
     python benchmarks/parrot_hard.py --split heldout --n 200 --json out.json
+    python benchmarks/parrot_hard.py --split heldout --n 200 --seed 1 3 5 7 9   # 1,000 images, pooled
     python benchmarks/parrot_hard.py --split dev --n 60 --set det_limit_side_len=1280 --no-baseline
 """
 
@@ -353,8 +354,13 @@ def scores(cases: list[dict], has_text: list[bool], pred: np.ndarray) -> dict[st
     }
 
 
-def run(cases: list[dict], options: dict, threads: int, baseline: bool) -> dict[str, dict[str, float]]:
-    """Both methods on the same images, timed image by image in alternation (fair under varying load)."""
+def run(
+    cases: list[dict], options: dict, threads: int, baseline: bool, groups: list[int] | None = None
+) -> dict[str, dict[str, float]]:
+    """Both methods on the same images, timed image by image in alternation (fair under varying load).
+
+    ``groups`` (one label per case, e.g. its seed) adds altsift's quality per group (``altsift@label``).
+    """
     from rapidocr_onnxruntime import RapidOCR
 
     sig = OCRSignal(options)
@@ -387,6 +393,10 @@ def run(cases: list[dict], options: dict, threads: int, baseline: bool) -> dict[
     par = ParrotSignal()({**batch, **ocr})
     pred = np.array([v or 0.0 for v in par["cotr_fuzzy"]])
     rows = {"altsift": scores(cases, ocr["has_text"], pred) | {"ocr_images_per_s": len(cases) / t_alt}}
+    labels = sorted(set(groups or []))
+    for g in labels if len(labels) > 1 else []:
+        ix = [i for i, v in enumerate(groups or []) if v == g]
+        rows[f"altsift@{g}"] = scores([cases[i] for i in ix], [ocr["has_text"][i] for i in ix], pred[ix])
     if eng is not None:
         pred_b = np.array(
             [
@@ -412,15 +422,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--split", choices=tuple(SPLITS), default="dev")
     ap.add_argument("--n", type=int, default=120)
-    ap.add_argument("--seed", type=int, default=None,
-                    help="draw other images of the split (its texts and fonts); default: the split's own seed")  # fmt: skip
+    ap.add_argument("--seed", type=int, nargs="+", default=None,
+                    help="draw other images of the split (its texts and fonts); several seeds: n images each, "
+                         "pooled, with altsift's quality per seed too; default: the split's own seed")  # fmt: skip
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--set", action="append", default=[], help="ocr signal option k=v (JSON value)")
     ap.add_argument("--no-baseline", action="store_true", help="skip plain RapidOCR (tuning runs)")
     ap.add_argument("--save", default=None, help="write the rendered images here (inspection only)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
-    cases = make_cases(args.n, args.split, args.seed)
+    seeds = args.seed or [None]
+    cases, groups = [], []
+    for sd in seeds:
+        cases += make_cases(args.n, args.split, sd)
+        groups += [SPLITS[args.split] if sd is None else sd] * args.n
     n_cut = sum(bool(c["cut"]) for c in cases)
     n_swapped = sum(c["kind"] == "none" and c["photo_drawn"] in TEXT_PHOTOS for c in cases)
     print(f"ground truth: {n_cut} images with words cut at the edge (not counted), "
@@ -430,13 +445,16 @@ def main() -> None:
         for i, c in enumerate(cases):
             c["image"].save(Path(args.save) / f"{i:04d}_{c['kind']}.jpg")
     options = {"threads": args.threads} | {k: _value(v) for k, v in (s.split("=", 1) for s in args.set)}
-    rows = run(cases, options, args.threads, not args.no_baseline)
-    print(f"split={args.split} seed={args.seed} n={args.n} options={options}")
+    rows = run(cases, options, args.threads, not args.no_baseline, groups)
+    print(f"split={args.split} seed={args.seed} n={len(cases)} options={options}")
     for name, m in rows.items():
         print(f"{name:18s} " + " ".join(f"{k}={v:.3f}" for k, v in m.items()))
     if args.json:
         Path(args.json).write_text(
-            json.dumps({"split": args.split, "n": args.n, "options": options, **rows}, indent=1)
+            json.dumps(
+                {"split": args.split, "seeds": args.seed, "n": len(cases), "options": options, **rows},
+                indent=1,
+            )
         )
 
 
