@@ -393,10 +393,12 @@ def run(
     par = ParrotSignal()({**batch, **ocr})
     pred = np.array([v or 0.0 for v in par["cotr_fuzzy"]])
     rows = {"altsift": scores(cases, ocr["has_text"], pred) | {"ocr_images_per_s": len(cases) / t_alt}}
-    labels = sorted(set(groups or []))
-    for g in labels if len(labels) > 1 else []:
-        ix = [i for i, v in enumerate(groups or []) if v == g]
-        rows[f"altsift@{g}"] = scores([cases[i] for i in ix], [ocr["has_text"][i] for i in ix], pred[ix])
+    by_group: dict[int, list[int]] = {}
+    for i, g in enumerate(groups or []):
+        by_group.setdefault(g, []).append(i)
+    if len(by_group) > 1:  # per group only when there are several
+        for g, ix in sorted(by_group.items()):
+            rows[f"altsift@{g}"] = scores([cases[i] for i in ix], [ocr["has_text"][i] for i in ix], pred[ix])
     if eng is not None:
         pred_b = np.array(
             [

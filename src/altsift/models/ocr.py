@@ -308,7 +308,7 @@ class RapidOCRSpotter(PolygonSpotter):
 
         det = engine.text_det
         padded, record = engine.maybe_add_letterbox(img, {})
-        x = _no_resize(det)(max(padded.shape[:2]))(padded)
+        x = det.get_preprocess(max(padded.shape[:2]))(padded)  # DetInput, installed by __init__
         if x is None:
             return np.zeros((0, 4, 2), np.float32), np.zeros(img.shape[:2], np.float32)
         pred = det.infer(x)[0]
